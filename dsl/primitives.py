@@ -224,6 +224,7 @@ LE = _infix("le", (REAL, REAL), BOOL, np.less_equal, "<=", PREC_CMP, sympy.LessT
 GT = _infix("gt", (REAL, REAL), BOOL, np.greater, ">", PREC_CMP, sympy.StrictGreaterThan)
 GE = _infix("ge", (REAL, REAL), BOOL, np.greater_equal, ">=", PREC_CMP, sympy.GreaterThan)
 EQ = _infix("eq", (REAL, REAL), BOOL, np.equal, "==", PREC_CMP, sympy.Eq, commutative=True)
+NE = _infix("ne", (REAL, REAL), BOOL, np.not_equal, "!=", PREC_CMP, sympy.Ne, commutative=True)
 
 # Logic.
 AND = _infix("and_", (BOOL, BOOL), BOOL, np.logical_and, "and", PREC_AND, sympy.And,

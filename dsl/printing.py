@@ -1,7 +1,8 @@
 """Printing programs as self-contained Python source and as sympy expressions.
 
 The Python form of a program runs on plain Python numbers with the standard
-library alone and computes exactly what :meth:`Program.evaluate` computes on
+library alone (plus the modules its primitives import, e.g. numpy for image
+features) and computes exactly what :meth:`Program.evaluate` computes on
 every input whose intermediate values stay in range (see ``dsl.primitives``).
 """
 from __future__ import annotations
@@ -32,7 +33,9 @@ def _render(node: Program) -> tuple[str, int]:
         # them matches the float64 evaluation; repr round-trips exactly.
         text = repr(float(node.value)) if node.type is REAL else repr(node.value)
         return text, _const_prec(node)
-    assert isinstance(node, Apply)
+    if not isinstance(node, Apply):
+        # A leaf node defined elsewhere (e.g. dsl.images.Template) names itself.
+        return node.python_expression(), PREC_ATOM
     prim = node.primitive
     args = [_render(a) for a in node.args]
     if prim.name == "ite":
@@ -85,9 +88,23 @@ def helpers_of(program: Program) -> list[str]:
 
 
 def imports_of(program: Program) -> list[str]:
-    mods = {m for node in program.walk() if isinstance(node, Apply)
-            for m in node.primitive.imports}
+    mods = {m for node in program.walk()
+            for m in (node.primitive.imports if isinstance(node, Apply)
+                      else getattr(node, "imports", ()))}
     return sorted(mods)
+
+
+def definitions_of(program: Program) -> list[str]:
+    """Module-level constants the expression names (leaf nodes with a
+    ``python_definition``, e.g. image templates), one per name, in a stable order."""
+    seen: dict[str, str] = {}
+    for node in program.walk():
+        if hasattr(node, "python_definition"):
+            name, source = node.python_expression(), node.python_definition()
+            if seen.setdefault(name, source) != source:
+                raise ValueError(f"two different constants are named {name!r} in one program; "
+                                 f"give them distinct names")
+    return [seen[k] for k in sorted(seen)]
 
 
 def to_python(program: Program, inputs: Sequence[str] | None = None,
@@ -101,6 +118,7 @@ def to_python(program: Program, inputs: Sequence[str] | None = None,
     if as_int and program.type is BOOL:
         body = f"int({body})"
     parts = [f"import {m}" for m in imports_of(program)]
+    parts += definitions_of(program)
     parts += helpers_of(program)
     parts.append(f"def {name}({', '.join(params)}):\n    return {body}")
     return "\n\n\n".join(parts) + "\n"
@@ -123,7 +141,8 @@ def to_sympy(program: Program) -> sympy.Basic:
         if program.type is INT:
             return sympy.Integer(program.value)
         return sympy.Float(program.value, 17)
-    assert isinstance(program, Apply)
+    if not isinstance(program, Apply):
+        return program.sympy_expression()
     prim = program.primitive
     args = [to_sympy(a) for a in program.args]
     if prim.sympy_fn is None:

@@ -163,10 +163,18 @@ def _sympy_floordiv(a, b):
 
 
 def _sympy_mod(a, b):
-    return sympy.Piecewise((sympy.Mod(a, b), sympy.Ne(b, 0)), (0, True))
+    b = sympy.sympify(b)
+    if b.is_zero:  # sympy evaluates Mod(a, 0) eagerly and raises
+        return sympy.Integer(0)
+    # sympy folds Mod over the branches of a Piecewise divisor (x % (x // y)),
+    # raising on the zero branch; a - b*floor(a/b) is the same value and never raises.
+    mod = a - b * sympy.floor(a / b) if b.has(sympy.Piecewise) else sympy.Mod(a, b)
+    return sympy.Piecewise((mod, sympy.Ne(b, 0)), (0, True))
 
 
 def _sympy_truediv(a, b):
+    if sympy.sympify(b).is_zero:  # a / Float(0) raises ZeroDivisionError
+        return sympy.Integer(0)
     return sympy.Piecewise((a / b, sympy.Ne(b, 0)), (0, True))
 
 

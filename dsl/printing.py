@@ -7,6 +7,7 @@ every input whose intermediate values stay in range (see ``dsl.primitives``).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import sympy
@@ -21,7 +22,8 @@ _NON_CHAINING = (PREC_CMP, PREC_POW)
 
 
 def _const_prec(node: Const) -> int:
-    return PREC_NEG if node.value < 0 else PREC_ATOM
+    negative = node.value < 0 or (node.value == 0 and math.copysign(1.0, node.value) < 0)
+    return PREC_NEG if negative else PREC_ATOM  # -0.0 prints with its sign too
 
 
 def _render(node: Program) -> tuple[str, int]:

@@ -1,0 +1,146 @@
+"""The ``synth`` command line.
+
+``synth search`` recovers a labelling program from a label table or a
+trained network; ``synth demo`` runs the embedded example end to end.  Other
+packages add subcommands (``bench``, ``challenge``, ``train``) through the
+``synth.commands`` entry-point group, so the engine never imports them.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from collections.abc import Sequence
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from synth.results import SearchResult, write_json_atomic
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except (ValueError, KeyError, FileNotFoundError, RuntimeError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"synth: error: {message}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="synth", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(title="commands")
+
+    search = sub.add_parser("search", help="search for the program behind labels or a network")
+    search.add_argument("--domain", default="grid:113x113", help="input domain, e.g. grid:113x113")
+    source = search.add_mutually_exclusive_group(required=True)
+    source.add_argument("--labels", help="label table: .npy, or .pkl with --key")
+    source.add_argument("--model", help="trained network: checkpoint or state dict")
+    search.add_argument("--key", help="key of the label array inside a .pkl file")
+    search.add_argument("--arch", help="architecture of --model (e.g. mlp)")
+    add_search_options(search)
+    search.set_defaults(run=run_search)
+
+    demo = sub.add_parser("demo", help="train a network on a built-in hidden program and "
+                                       "recover it blind")
+    add_search_options(demo, time_limit=30.0)
+    demo.set_defaults(run=run_demo)
+
+    for ep in entry_points(group="synth.commands"):
+        ep.load()(sub)
+    return parser
+
+
+def add_search_options(parser: argparse.ArgumentParser, time_limit: float = 60.0) -> None:
+    parser.add_argument("--time-limit", type=float, default=time_limit, help="seconds")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-atoms", type=int, default=4)
+    parser.add_argument("--max-feature-size", type=int, default=6)
+    parser.add_argument("--primitives", action="append", default=[],
+                        help="Python file registering extra primitives (repeatable)")
+    parser.add_argument("--json", help="write the result as JSON to this file")
+    parser.add_argument("--quiet", action="store_true", help="no progress messages")
+
+
+def load_primitive_files(paths: Sequence[str]) -> None:
+    """Import user files that register primitives with ``dsl.primitive``."""
+    for i, path in enumerate(paths):
+        file = Path(path)
+        if not file.is_file():
+            raise FileNotFoundError(f"primitives file {path!r} does not exist")
+        spec = importlib.util.spec_from_file_location(f"synth_user_primitives_{i}", file)
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as err:  # a user file: report what broke, not our traceback
+            raise ValueError(f"could not load primitives from {path}: "
+                             f"{type(err).__name__}: {err}") from err
+
+
+def synthesizer_from(args):
+    from synth.search import Synthesizer
+    load_primitive_files(args.primitives)
+    return Synthesizer(time_limit=args.time_limit, seed=args.seed, max_atoms=args.max_atoms,
+                       max_feature_size=args.max_feature_size, progress=not args.quiet)
+
+
+def run_search(args) -> int:
+    from dsl.domains import parse_domain
+    domain = parse_domain(args.domain)
+    oracle = _oracle(args, domain)
+    inputs = domain.all_inputs()
+    labels = oracle.labels(inputs)
+    synthesizer = synthesizer_from(args).fit(inputs, labels)
+    report(synthesizer.result_, args.json)
+    return 0
+
+
+def _oracle(args, domain):
+    if args.labels:
+        from oracles.table import TableOracle
+        return TableOracle.from_file(args.labels, domain, key=args.key)
+    from oracles.torch_oracle import TorchOracle
+    return TorchOracle.from_file(args.model, args.arch, domain)
+
+
+def run_demo(args) -> int:
+    from synth.demo import run
+    return run(args)
+
+
+def report(result: SearchResult, json_path: str | None, out=sys.stdout) -> None:
+    """Print the Pareto front as a table and the best program as Python."""
+    print(format_front(result), file=out)
+    stats = result.stats
+    print(f"\n{stats.programs_evaluated:,} distinct programs evaluated in {stats.seconds:.1f} s "
+          f"({stats.programs_per_second:,.0f} per second); features indexed: "
+          f"{stats.features_indexed:,}; queries: {stats.queries:,}"
+          + ("; interrupted, best so far" if stats.interrupted else ""), file=out)
+    print(f"\nBest program (size {result.best.size}, fidelity {result.best.fidelity:.4f}"
+          + (f", held-out {result.best.holdout_fidelity:.4f}"
+             if result.best.holdout_fidelity is not None else "") + "):\n", file=out)
+    print(result.best.python, file=out)
+    if json_path:
+        write_json_atomic(json_path, result.to_json())
+        print(f"wrote {json_path}", file=out)
+
+
+def format_front(result: SearchResult) -> str:
+    rows = [("size", "fidelity", "held-out", "program")]
+    for c in result.pareto:
+        held = f"{c.holdout_fidelity:.4f}" if c.holdout_fidelity is not None else "-"
+        marker = " *" if c is result.best else ""
+        rows.append((str(c.size), f"{c.fidelity:.4f}", held, str(c.program) + marker))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = [f"{r[0]:>{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}"
+             for r in rows]
+    lines.insert(1, "-" * max(len(line) for line in lines))
+    return "Pareto front (size against fidelity; * = best):\n" + "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,410 @@
+"""The synthesizer: from an oracle's labels to a Pareto front of programs.
+
+Pipeline (each stage a module of its own):
+
+1. enumerate scalar features bottom-up on a signature sample of the queries,
+   one per behaviour (:mod:`synth.enumerate`);
+2. group features that order the rows identically -- a threshold cannot tell
+   ``x`` from ``x**3`` -- and index one per group over the fit rows
+   (:mod:`synth.thresholds`);
+3. fit two-feature linear atoms ``f + c*g`` on the most promising pairs
+   (:mod:`synth.linear`);
+4. compose fitted atoms into boolean formulas by beam search with conditional
+   refits (:mod:`synth.compose`);
+5. keep the Pareto front of size against fidelity, score held-out rows, and
+   pick the best by penalised fidelity (:mod:`synth.pareto`).
+
+The estimator follows scikit-learn: parameters in ``__init__``, ``fit``
+learns from (inputs, labels), ``predict`` applies the best program.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from dsl.primitives import ARITHMETIC, REGISTRY
+from dsl.program import Const, Program, Var, apply, const
+from dsl.types import INT, REAL, Type
+from synth.atoms import atom_program, atom_size
+from synth.compose import Composer, Formula, Tree
+from synth.enumerate import Enumerator, Grammar
+from synth.linear import fit_linear_atoms, screen_pair
+from synth.pareto import pareto_front, pick_best
+from synth.results import Candidate, SearchResult, SearchStats
+from synth.thresholds import Split, ThresholdIndex, best_threshold
+
+_MIX = np.array([0xBF58476D1CE4E5B9], dtype=np.uint64)
+#: Signature points used to group features by ordering and to screen them.
+_SCREEN_POINTS = 512
+
+
+@dataclass(frozen=True)
+class FeatureBank:
+    """Indexed features: one program per ordering class."""
+
+    programs: list[Program]
+    values: np.ndarray  # (features, fit rows)
+
+
+class Synthesizer:
+    """Search for the simplest program that explains binary labels.
+
+    Parameters
+    ----------
+    time_limit: seconds for the whole search (enumeration takes at most
+        ``enumeration_share`` of it).
+    max_feature_size: largest scalar feature enumerated.
+    max_atoms: largest number of atoms in a formula.
+    complexity_penalty: fidelity one unit of size must buy to be worth it.
+    holdout: fraction of rows never fitted, used to report held-out fidelity.
+    primitives: names of registered primitives to build features from
+        (default: the arithmetic grammar plus every user-registered primitive).
+    constants / moduli: literal leaves; moduli only as divisors of ``%`` and ``//``.
+    """
+
+    def __init__(self, *, time_limit: float = 60.0, max_feature_size: int = 6,
+                 max_atoms: int = 4, beam_width: int = 4, complexity_penalty: float = 2e-4,
+                 holdout: float = 0.2, signature_size: int = 2048, max_features: int = 2500,
+                 linear_pairs: int = 24, primitives: Sequence[str] | None = None,
+                 constants: Sequence[int | float] = (1, 2), moduli: Sequence[int] = range(2, 21),
+                 enumeration_share: float = 0.4, seed: int = 0, progress: bool = False) -> None:
+        self.time_limit = time_limit
+        self.max_feature_size = max_feature_size
+        self.max_atoms = max_atoms
+        self.beam_width = beam_width
+        self.complexity_penalty = complexity_penalty
+        self.holdout = holdout
+        self.signature_size = signature_size
+        self.max_features = max_features
+        self.linear_pairs = linear_pairs
+        self.primitives = primitives
+        self.constants = constants
+        self.moduli = moduli
+        self.enumeration_share = enumeration_share
+        self.seed = seed
+        self.progress = progress
+
+    # -- public API ----------------------------------------------------------
+    def fit(self, inputs: Mapping[str, np.ndarray], labels: np.ndarray,
+            input_types: Mapping[str, Type] | None = None) -> Synthesizer:
+        """Search for programs over ``inputs`` (name -> array of N) explaining ``labels``."""
+        start = time.perf_counter()
+        deadline = start + self.time_limit
+        env, z = _validate(inputs, labels)
+        types = dict(input_types or {name: _infer_type(v) for name, v in env.items()})
+        self.input_names_ = tuple(env)
+        rng = np.random.default_rng(self.seed)
+        n = len(z)
+        order = rng.permutation(n)
+        n_hold = int(round(self.holdout * n)) if n > 10 else 0
+        hold_rows, fit_rows = np.sort(order[:n_hold]), np.sort(order[n_hold:])
+        fit_env = {k: v[fit_rows] for k, v in env.items()}
+        zf = z[fit_rows]
+        sig_rows = rng.choice(len(fit_rows), size=min(self.signature_size, len(fit_rows)),
+                              replace=False)
+        sig_env = {k: v[sig_rows] for k, v in fit_env.items()}
+
+        interrupted = False
+        enumerator = Enumerator(self._grammar(types), sig_env, seed=self.seed)
+        self._log(f"enumerating features up to size {self.max_feature_size} "
+                  f"on {len(sig_rows)} signature points")
+        try:
+            enum_deadline = start + self.enumeration_share * self.time_limit
+            for _ in enumerator.run(self.max_feature_size, enum_deadline):
+                pass
+        except KeyboardInterrupt:
+            interrupted = True
+        self._log(f"  {enumerator.kept} distinct features of {enumerator.candidates} "
+                  f"candidates, complete to size {enumerator.max_size_completed}")
+
+        bank = self._feature_bank(enumerator, sig_rows, zf, fit_env)
+        w = np.ones(len(zf))
+        small = [p for p in enumerator.programs([INT, REAL]) if p.size <= 3]
+        bank = self._add_linear_atoms(bank, small, sig_rows, zf, fit_env)
+        index = ThresholdIndex(bank.values)
+        self._log(f"indexed {len(bank.programs)} features over {len(zf)} fit rows")
+
+        sizes = np.array([p.size for p in bank.programs])
+        penalty_w = self.complexity_penalty * len(zf)
+        penalties = np.stack([penalty_w * np.array([atom_size(s, k) for k in
+                                                    ("le", "gt", "in", "out")])
+                              for s in sizes])
+        truths: dict[Split, np.ndarray] = {}
+        programs: dict[Split, Program] = {}
+
+        def truth(split: Split) -> np.ndarray:
+            if split not in truths:
+                truths[split] = index.truth(split, bank.values[split.feature])
+            return truths[split]
+
+        def program_of(split: Split) -> Program:
+            if split not in programs:
+                programs[split] = atom_program(bank.programs[split.feature], split,
+                                               index.distinct[split.feature])
+            return programs[split]
+
+        def size_of(tree: Tree, atoms: tuple[Split, ...]) -> int:
+            return _tree_program(tree, atoms, program_of).size
+
+        composer = Composer(lambda zz, ww, top: index.best(zz, ww, penalties, top), truth,
+                            size_of, zf, w, self.complexity_penalty, self.beam_width,
+                            self.max_atoms)
+        initial = self._initial_atoms(index, bank, penalties, zf, w)
+        try:
+            formulas = composer.search(initial, deadline, self._on_level(composer, program_of))
+        except KeyboardInterrupt:
+            interrupted = True
+            formulas = sorted(composer.seen.values(), key=composer.score, reverse=True)
+
+        candidates = self._candidates(formulas, composer, program_of, zf, env, z, hold_rows)
+        front = pareto_front(candidates)
+        best = pick_best(front, self.complexity_penalty)
+        seconds = time.perf_counter() - start
+        stats = SearchStats(programs_evaluated=enumerator.kept + composer.evaluated,
+                            candidates_generated=enumerator.candidates + composer.evaluated,
+                            seconds=seconds, max_feature_size=enumerator.max_size_completed,
+                            features_indexed=len(bank.programs), queries=n,
+                            interrupted=interrupted)
+        self.result_ = SearchResult(best, tuple(front), stats, self.get_params())
+        self.best_ = best
+        return self
+
+    def predict(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Labels (0/1) of the best program on ``inputs``."""
+        if not hasattr(self, "best_"):
+            raise RuntimeError("call fit() before predict()")
+        return self.best_.program.evaluate(dict(inputs)).astype(np.int64)
+
+    def get_params(self) -> dict:
+        return {k: (list(v) if isinstance(v, range) else v) for k, v in vars(self).items()
+                if not k.endswith("_")}
+
+    # -- stages --------------------------------------------------------------
+    def _grammar(self, types: Mapping[str, Type]) -> Grammar:
+        names = self.primitives
+        if names is None:
+            builtin = set(ARITHMETIC)
+            names = [*ARITHMETIC, *(p.name for p in REGISTRY
+                                    if p.search and p.name not in _NON_FEATURE
+                                    and p.name not in builtin and _is_user(p))]
+        prims = tuple(p for p in REGISTRY.select(names) if p.ret_type is not _BOOL)
+        inputs = tuple(Var(name, t) for name, t in types.items())
+        consts = tuple(const(c) for c in self.constants)
+        lits = tuple(const(int(m)) for m in self.moduli)
+        return Grammar(inputs, consts, prims, (("mod", lits), ("floordiv", lits)))
+
+    def _feature_bank(self, enumerator: Enumerator, sig_rows, zf, fit_env) -> FeatureBank:
+        """One feature per ordering class, the most promising first."""
+        programs, sig_values = enumerator.values_of([INT, REAL], points=_SCREEN_POINTS)
+        if not programs:
+            raise ValueError("the grammar produced no numeric feature: check inputs and primitives")
+        keys = _ordering_keys(sig_values)
+        classes: dict[int, list[int]] = {}
+        for i, key in enumerate(keys.tolist()):
+            classes.setdefault(key, []).append(i)
+        reps = [members[0] for members in classes.values()]
+        # rank classes: small ones always, then by how well one cut explains the
+        # labels, or how close it comes to a necessary or sufficient condition
+        z_sig = zf[sig_rows[:_SCREEN_POINTS]]
+        scout = ThresholdIndex(sig_values[reps], coarse_rows=len(z_sig))
+        w = np.ones(len(z_sig))
+        scores = np.full(len(reps), -np.inf)
+        for weights in (w, w * (1 + 9 * z_sig), w * (1 + 9 * ~z_sig)):
+            scores = np.maximum(scores, scout.feature_scores(z_sig, weights) / weights.sum())
+        sizes = np.array([programs[r].size for r in reps])
+        priority = np.lexsort((-scores, np.minimum(sizes, 4)))
+        chosen = priority[: self.max_features]
+        chosen_programs = [programs[reps[c]] for c in chosen]
+        values = _evaluate_all(chosen_programs, fit_env)
+        self._scores = scores[chosen]
+        return FeatureBank(chosen_programs, values)
+
+    def _add_linear_atoms(self, bank: FeatureBank, small: list[Program], sig_rows, zf,
+                          fit_env) -> FeatureBank:
+        """Add ``f + c*g`` features for the best-screened pairs of small features.
+
+        Only small features pair up: a line through two large features is
+        flexible enough to imitate a conjunction, which composition states
+        more plainly."""
+        if self.linear_pairs <= 0:
+            return bank
+        pool = list(dict.fromkeys(small))
+        sig_env = {k: v[sig_rows] for k, v in fit_env.items()}
+        pool_values = _evaluate_all(pool, sig_env)
+        z_sig = zf[sig_rows]
+        w = np.ones(len(z_sig))
+        pairs = [(i, j) for i in range(len(pool)) for j in range(i + 1, len(pool))
+                 if not _same_inputs_single(pool[i], pool[j])]
+        few = slice(0, 512)  # screening needs only a rough score
+        alone = [best_threshold(v[few], z_sig[few], w[few]) for v in pool_values]
+
+        def gain(pair: tuple[int, int]) -> float:
+            """What the line adds over the better feature of the pair alone."""
+            i, j = pair
+            joint = screen_pair(pool_values[i, few], pool_values[j, few], z_sig[few], w[few])
+            return joint - max(alone[i], alone[j])
+
+        gains = {pair: gain(pair) for pair in pairs}
+        screened = sorted((p for p in pairs if gains[p] > 0), key=lambda p: -gains[p])
+        fits = fit_linear_atoms(pool_values, screened[: self.linear_pairs], z_sig, w)
+        new = []
+        for fit in fits:
+            new.append(_linear_program(pool[fit.first], pool[fit.second], fit.ratio))
+        new = [p for p in dict.fromkeys(new) if p not in set(bank.programs)]
+        if not new:
+            return bank
+        values = np.concatenate([bank.values, _evaluate_all(new, fit_env)])
+        self._log(f"  added {len(new)} linear two-feature atoms")
+        self._scores = np.concatenate([self._scores, np.full(len(new), np.inf)])
+        return FeatureBank(bank.programs + new, values)
+
+    def _initial_atoms(self, index: ThresholdIndex, bank: FeatureBank, penalties, z,
+                       w) -> list[Split]:
+        """Diverse first atoms: the most accurate; the best necessary and
+        sufficient conditions (positives, resp. negatives, weighted heavily);
+        and the best cut of each input alone, which may explain nothing by
+        itself yet be half of the answer (``(x > 40) != (y < 70)``)."""
+        out: list[Split] = []
+        per = max(2, self.beam_width)
+        for weights in (w, w * (1 + 9 * z), w * (1 + 9 * ~z)):
+            out.extend(index.best(z, weights, penalties, top=per))
+        inputs = [i for i, p in enumerate(bank.programs) if p.size == 1]
+        for i in inputs:
+            out.extend(index.best(z, w, _only(penalties, i), top=1))
+        return list(dict.fromkeys(out))
+
+    def _candidates(self, formulas: list[Formula], composer: Composer, program_of, zf, env, z,
+                    hold_rows) -> list[Candidate]:
+        hold_env = {k: v[hold_rows] for k, v in env.items()}
+        total = len(zf)
+        out = [_constant_candidate(zf, z, hold_rows, self.input_names_)]
+        for f in formulas[:400]:
+            program = _tree_program(f.tree, f.atoms, program_of)
+            holdout = (float((program.evaluate(hold_env) == z[hold_rows]).mean())
+                       if len(hold_rows) else None)
+            out.append(Candidate.of(program, self.input_names_, f.correct / total, holdout))
+        return out
+
+    def _on_level(self, composer: Composer, program_of):
+        def report(n_atoms: int, beam: list[Formula]) -> None:
+            if beam:
+                top = beam[0]
+                self._log(f"  {n_atoms} atoms: best fidelity {top.correct / composer.total:.4f} "
+                          f"size {top.size}: {_tree_program(top.tree, top.atoms, program_of)}")
+        return report
+
+    def _log(self, message: str) -> None:
+        if self.progress:
+            print(message, file=sys.stderr, flush=True)
+
+
+# -- helpers -------------------------------------------------------------------
+from dsl.types import BOOL as _BOOL  # noqa: E402
+
+_NON_FEATURE = {"ite"}
+
+
+def _is_user(prim) -> bool:
+    return prim.helper is not None and prim.call == prim.name and not prim.name.startswith("_")
+
+
+def _validate(inputs: Mapping[str, np.ndarray], labels) -> tuple[dict, np.ndarray]:
+    if not inputs:
+        raise ValueError("no inputs given: pass a mapping from input name to array")
+    env = {}
+    for name, v in inputs.items():
+        arr = np.asarray(v)
+        if arr.ndim != 1:
+            raise ValueError(f"input {name!r} must be one value per row (1-D), got shape "
+                             f"{arr.shape}")
+        env[name] = arr
+    labels = np.asarray(labels)
+    lengths = {name: len(v) for name, v in env.items()}
+    if labels.ndim != 1 or any(n != len(labels) for n in lengths.values()):
+        raise ValueError(f"labels of shape {labels.shape} do not match inputs of lengths "
+                         f"{lengths}")
+    if labels.dtype.kind == "f" and not np.isfinite(labels).all():
+        raise ValueError("labels contain NaN or inf")
+    values = set(np.unique(labels).tolist())
+    if not values <= {0, 1}:
+        raise ValueError(f"labels must be binary 0/1, found values {sorted(values)[:10]}")
+    return env, labels.astype(bool)
+
+
+def _infer_type(values: np.ndarray) -> Type:
+    return INT if np.asarray(values).dtype.kind in "iub" else REAL
+
+
+def _ordering_keys(values: np.ndarray, columns: int = 256) -> np.ndarray:
+    """A key per row, equal for rows that order the first ``columns`` points
+    identically (up to reversal): a threshold cannot tell such features apart."""
+    values = values[:, :columns]
+    order = np.argsort(values, axis=1, kind="stable")
+    sorted_vals = np.take_along_axis(values, order, axis=1)
+    steps = np.concatenate([np.zeros((len(values), 1)), np.diff(sorted_vals, axis=1) > 0], axis=1)
+    dense_sorted = np.cumsum(steps, axis=1).astype(np.int64)
+    dense = np.empty_like(dense_sorted)
+    np.put_along_axis(dense, order, dense_sorted, axis=1)
+    reverse = dense.max(axis=1, keepdims=True) - dense
+    return np.minimum(_row_hash(dense), _row_hash(reverse))
+
+
+def _row_hash(rows: np.ndarray) -> np.ndarray:
+    rng = np.random.default_rng(12345)
+    mult = rng.integers(1, 2**63, size=rows.shape[1], dtype=np.uint64) | np.uint64(1)
+    with np.errstate(over="ignore"):
+        z = rows.astype(np.uint64) * _MIX[0]
+        z ^= z >> np.uint64(29)
+        return (z * mult).sum(axis=1, dtype=np.uint64)
+
+
+def _only(penalties: np.ndarray, feature: int) -> np.ndarray:
+    """Penalties that rule out every feature but ``feature``."""
+    out = np.full_like(penalties, np.inf)
+    out[feature] = penalties[feature]
+    return out
+
+
+def _evaluate_all(programs: list[Program], env: Mapping[str, np.ndarray]) -> np.ndarray:
+    n = len(next(iter(env.values())))
+    out = np.empty((len(programs), n))
+    with np.errstate(all="ignore"):
+        for i, p in enumerate(programs):
+            out[i] = p.evaluate(env)
+    return out
+
+
+def _same_inputs_single(a: Program, b: Program) -> bool:
+    """Pairs of functions of one and the same single input add nothing linear can use."""
+    return len(a.inputs) == 1 and a.inputs == b.inputs
+
+
+def _linear_program(f: Program, g: Program, ratio: float) -> Program:
+    if ratio == 1:
+        return apply("add", f, g)
+    if ratio == -1:
+        return apply("sub", f, g)
+    c = abs(ratio)
+    coeff = Const(int(c), INT) if float(c).is_integer() and f.type is INT and g.type is INT \
+        else Const(float(c), REAL)
+    term = apply("mul", coeff, g)
+    return apply("add" if ratio > 0 else "sub", f, term)
+
+
+def _tree_program(tree: Tree, atoms: tuple[Split, ...], program_of) -> Program:
+    if tree[0] == "atom":
+        return program_of(atoms[tree[1]])
+    op = {"and": "and_", "or": "or_", "xor": "xor"}[tree[0]]
+    return apply(op, _tree_program(tree[1], atoms, program_of),
+                 _tree_program(tree[2], atoms, program_of))
+
+
+def _constant_candidate(zf, z, hold_rows, names) -> Candidate:
+    majority = bool(zf.mean() >= 0.5)
+    program = Const(majority, _BOOL)
+    holdout = float((z[hold_rows] == majority).mean()) if len(hold_rows) else None
+    return Candidate.of(program, names, float((zf == majority).mean()), holdout)

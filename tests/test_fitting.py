@@ -1,0 +1,92 @@
+"""Threshold fitting, readable constants and atoms: optimal and exact."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dsl.program import Var
+from dsl.types import INT, REAL
+from synth.atoms import atom_program
+from synth.numbers import round_significant, simplest_in
+from synth.thresholds import ThresholdIndex, best_threshold
+
+
+def brute_force_best(values: np.ndarray, z: np.ndarray, w: np.ndarray) -> float:
+    """Best correct weight over every threshold and band, by trying them all."""
+    u = np.unique(values)
+    best = max(float(w[z].sum()), float(w[~z].sum()))  # constants
+    for i in range(len(u)):
+        for j in range(i, len(u)):
+            inside = (values >= u[i]) & (values <= u[j])
+            for pred in (inside, ~inside):
+                best = max(best, float(w[pred == z].sum()))
+    return best
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(2, 5), st.integers(5, 60))
+def test_index_finds_the_optimal_predicate_of_every_feature(seed, n_features, n):
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 8, size=(n_features, n)).astype(float)
+    z = rng.random(n) < 0.5
+    w = rng.integers(1, 4, size=n).astype(float)
+    index = ThresholdIndex(values)
+    found = index.best(z, w, top=n_features)
+    best_possible = max(brute_force_best(values[f], z, w) for f in range(n_features))
+    constant = max(float(w[z].sum()), float(w[~z].sum()))
+    if best_possible <= constant + 1e-9:
+        assert found == []  # nothing beats a constant
+        return
+    assert math.isclose(found[0].correct, best_possible)
+    for split in found:
+        truth = index.truth(split, values[split.feature])
+        assert math.isclose(float(w[truth == z].sum()), split.correct)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000))
+def test_atom_programs_hold_exactly_where_the_split_does(seed):
+    rng = np.random.default_rng(seed)
+    raw = rng.integers(-20, 20, size=50)
+    values = raw.astype(float)
+    z = rng.random(50) < 0.5
+    index = ThresholdIndex(values[None, :])
+    for split in index.best(z, np.ones(50), top=1):
+        program = atom_program(Var("x", INT), split, index.distinct[0])
+        assert np.array_equal(program.evaluate({"x": raw}), index.truth(split, values))
+
+
+def test_best_threshold_matches_brute_force_for_one_sided_cuts():
+    values = np.array([3.0, 1.0, 2.0, 5.0, 4.0])
+    z = np.array([False, False, False, True, True])
+    assert best_threshold(values, z) == 5.0
+
+
+@given(st.floats(-1e6, 1e6), st.floats(1e-6, 1e6), st.booleans(), st.booleans())
+def test_simplest_number_lies_inside_the_interval(lo, width, lo_open, hi_open):
+    hi = lo + width
+    v = simplest_in(lo, hi, lo_open=lo_open, hi_open=hi_open)
+    assert (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+
+
+def test_simplest_number_prefers_few_digits():
+    assert simplest_in(4996, 5000, lo_open=True, hi_open=False) == 5000
+    assert simplest_in(16, 17, lo_open=True, hi_open=False, integer=True) == 17
+    assert simplest_in(-0.0213, -0.0187, lo_open=True, hi_open=True) == -0.02
+    assert simplest_in(-3, 4, lo_open=True, hi_open=True) == 0
+
+
+def test_round_significant_is_exact_as_printed():
+    assert round_significant(0.0199999, 2) == 0.02
+    assert repr(round_significant(1234.5678, 3)) == "1230.0"
+
+
+def test_real_feature_atoms_print_real_constants():
+    values = np.array([0.1, 0.2, 0.3, 0.4])
+    index = ThresholdIndex(values[None, :])
+    split = index.best(np.array([False, False, True, True]), np.ones(4), top=1)[0]
+    program = atom_program(Var("r", REAL), split, index.distinct[0])
+    assert str(program) == "r > 0.2"

@@ -1,0 +1,92 @@
+"""The synthesizer recovers hidden programs from their labels alone."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dsl.domains import GridDomain
+from synth.search import Synthesizer
+
+DOMAIN = GridDomain((40, 40))
+ENV = DOMAIN.all_inputs()
+X, Y = ENV["x"], ENV["y"]
+
+
+def quick(**kw) -> Synthesizer:
+    params = dict(time_limit=20.0, max_feature_size=5, seed=0)
+    params.update(kw)
+    return Synthesizer(**params)
+
+
+@pytest.mark.parametrize("name, labels", [
+    ("sum threshold", X + Y > 30),
+    ("modular", (X * Y) % 7 < 3),
+    ("xor of cuts", (X > 12) != (Y < 25)),
+    ("disjunction of residues", (X % 4 == 0) | (Y % 5 == 0)),
+    ("curve", Y > 0.02 * X * X + 3),
+])
+def test_recovers_hidden_program_exactly(name, labels):
+    s = quick().fit(ENV, labels.astype(int))
+    assert np.array_equal(s.predict(ENV), labels.astype(int)), str(s.best_.program)
+    assert s.best_.fidelity == 1.0
+
+
+def test_best_program_is_small_and_on_the_pareto_front():
+    labels = (np.abs(X - Y) < 7).astype(int)
+    result = quick().fit(ENV, labels).result_
+    sizes = [c.size for c in result.pareto]
+    fidelities = [c.fidelity for c in result.pareto]
+    assert sizes == sorted(sizes) and fidelities == sorted(fidelities)
+    assert result.best in result.pareto
+    assert result.best.size <= 7
+    assert result.best.holdout_fidelity == 1.0
+
+
+def test_noisy_labels_give_the_simple_program_not_the_noise():
+    rng = np.random.default_rng(3)
+    truth = X + 2 * Y > 50
+    noisy = truth ^ (rng.random(len(X)) < 0.03)
+    s = quick().fit(ENV, noisy.astype(int))
+    assert (s.predict(ENV) == truth).mean() > 0.99
+    assert s.best_.size <= 9
+
+
+def test_printed_python_computes_the_predictions():
+    labels = ((X + Y) % 5 < 2).astype(int)
+    s = quick().fit(ENV, labels)
+    namespace: dict = {}
+    exec(s.best_.python, namespace)
+    label = namespace["label"]
+    printed = np.array([label(int(a), int(b)) for a, b in zip(X, Y)])
+    assert np.array_equal(printed, s.predict(ENV))
+
+
+def test_same_seed_same_program():
+    labels = ((X > 10) & (Y % 3 == 1)).astype(int)
+    a = quick(time_limit=10.0).fit(ENV, labels).best_
+    b = quick(time_limit=10.0).fit(ENV, labels).best_
+    assert a.python == b.python
+
+
+def test_stats_report_throughput():
+    s = quick(time_limit=10.0).fit(ENV, (X < Y).astype(int))
+    stats = s.result_.stats
+    assert stats.programs_evaluated > 100
+    assert stats.programs_per_second > 0
+    assert stats.queries == len(X)
+
+
+@pytest.mark.parametrize("labels, message", [
+    (np.array([0, 1, 2] * 10), "binary"),
+    (np.zeros(5), "do not match"),
+    (np.full(30, np.nan), "NaN"),
+])
+def test_bad_labels_get_a_clear_error(labels, message):
+    env = {"x": np.arange(30), "y": np.arange(30)}
+    with pytest.raises(ValueError, match=message):
+        Synthesizer(time_limit=1).fit(env, labels)
+
+
+def test_predict_before_fit_is_an_error():
+    with pytest.raises(RuntimeError, match="fit"):
+        Synthesizer().predict(ENV)

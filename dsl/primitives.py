@@ -245,6 +245,9 @@ NOT = _builtin("not_", (BOOL,), BOOL, np.logical_not, infix="not", precedence=PR
 ITE = _builtin("ite", (BOOL, NUM, NUM), NUM, lambda c, a, b: np.where(c, a, b),
                precedence=0, sympy_fn=lambda c, a, b: sympy.Piecewise((a, c), (b, True)))
 
+#: Names of the primitives defined here (anything registered later is an extension).
+BUILTIN = frozenset(REGISTRY.names())
+
 #: The arithmetic grammar used by default when searching integer domains.
 ARITHMETIC = ("add", "sub", "mul", "floordiv", "mod", "abs", "min", "max", "square", "cube",
               "sqrt")

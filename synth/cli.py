@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="train a network on a built-in hidden program and "
                                        "recover it blind")
+    demo.add_argument("--domain", choices=("grid", "digits"), default="grid",
+                      help="grid: integer pairs (default); digits: sklearn's 8x8 digit images")
     add_search_options(demo, time_limit=30.0)
     demo.set_defaults(run=run_demo)
 
@@ -108,7 +110,10 @@ def _oracle(args, domain):
 
 
 def run_demo(args) -> int:
-    from synth.demo import run
+    if args.domain == "digits":
+        from synth.demo_digits import run
+    else:
+        from synth.demo import run
     return run(args)
 
 

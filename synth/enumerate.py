@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dsl.primitives import MAX_SAFE, Primitive
-from dsl.program import Apply, Const, Program, Var
+from dsl.program import Apply, Const, Program
 from dsl.types import BOOL, INT, REAL, Type, accepts, result_type
 
 #: Upper bound on elements evaluated in one broadcast block.
@@ -28,15 +28,17 @@ _KEY_COLUMNS = 256
 
 @dataclass(frozen=True)
 class Grammar:
-    """What programs may be built from: inputs, literal constants, primitives.
+    """What programs may be built from: leaves, literal constants, primitives.
 
-    ``constants`` are leaves usable anywhere.  ``slot_literals`` maps a
+    ``inputs`` are the leaves: input variables, or any scalar programs over
+    the inputs (image features such as ``ink(image)``), which then cost
+    their own size.  ``constants`` are leaves usable anywhere.  ``slot_literals`` maps a
     primitive name to extra constants allowed only as its *last* argument:
     moduli and divisors (``x % 13``) without flooding every other slot with
     constants that thresholds make redundant (``x + 13`` ranks like ``x``).
     """
 
-    inputs: tuple[Var, ...]
+    inputs: tuple[Program, ...]
     constants: tuple[Const, ...]
     primitives: tuple[Primitive, ...]
     slot_literals: tuple[tuple[str, tuple[Const, ...]], ...] = ()
@@ -45,9 +47,8 @@ class Grammar:
         return dict(self.slot_literals).get(prim.name, ())
 
     def __post_init__(self) -> None:
-        names = [v.name for v in self.inputs]
-        if len(set(names)) != len(names):
-            raise ValueError(f"duplicate input names in grammar: {names}")
+        if len(set(self.inputs)) != len(self.inputs):
+            raise ValueError(f"duplicate leaves in grammar: {[str(v) for v in self.inputs]}")
 
 
 @dataclass
@@ -154,10 +155,11 @@ class Enumerator:
     # -- building -------------------------------------------------------------
     def _build_size(self, size: int, deadline: float | None) -> bool:
         self.banks.setdefault(size, {})  # keeps what an interrupted run of this size kept
-        if size == 1:
-            for leaf in (*self.grammar.inputs, *self.grammar.constants):
+        for leaf in (*self.grammar.inputs, *self.grammar.constants):
+            if leaf.size == size:
                 values = np.broadcast_to(leaf.evaluate(self.env), (self.n,))
                 self._offer(size, leaf.type, [leaf], values[None, :], literal=True)
+        if size == 1:
             return True
         for prim in self.grammar.primitives:
             budget = size - prim.cost

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dsl.primitives import ARITHMETIC, REGISTRY
+from dsl.primitives import ARITHMETIC, BUILTIN, REGISTRY
 from dsl.program import Const, Program, Var, apply, const
-from dsl.types import INT, REAL, Type
+from dsl.types import BOOL, IMAGE, INT, NUM, REAL, Type
 from synth.atoms import atom_program, atom_size
 from synth.compose import Composer, Formula, Tree
 from synth.enumerate import Enumerator, Grammar
@@ -64,6 +64,10 @@ class Synthesizer:
     primitives: names of registered primitives to build features from
         (default: the arithmetic grammar plus every user-registered primitive).
     constants / moduli: literal leaves; moduli only as divisors of ``%`` and ``//``.
+    features: extra leaves, scalar programs over the inputs (e.g. image
+        features from :func:`dsl.images.image_features`); arithmetic is then
+        enumerated over them as over input variables.  Inputs that are not
+        scalar (images) enter programs only through such features.
     """
 
     def __init__(self, *, time_limit: float = 60.0, max_feature_size: int = 6,
@@ -71,7 +75,8 @@ class Synthesizer:
                  holdout: float = 0.2, signature_size: int = 2048, max_features: int = 2500,
                  linear_pairs: int = 24, primitives: Sequence[str] | None = None,
                  constants: Sequence[int | float] = (1, 2), moduli: Sequence[int] = range(2, 21),
-                 enumeration_share: float = 0.4, seed: int = 0, progress: bool = False) -> None:
+                 features: Sequence[Program] = (), enumeration_share: float = 0.4, seed: int = 0,
+                 progress: bool = False) -> None:
         self.time_limit = time_limit
         self.max_feature_size = max_feature_size
         self.max_atoms = max_atoms
@@ -84,6 +89,7 @@ class Synthesizer:
         self.primitives = primitives
         self.constants = constants
         self.moduli = moduli
+        self.features = tuple(features)
         self.enumeration_share = enumeration_share
         self.seed = seed
         self.progress = progress
@@ -186,13 +192,13 @@ class Synthesizer:
     # -- stages --------------------------------------------------------------
     def _grammar(self, types: Mapping[str, Type]) -> Grammar:
         names = self.primitives
-        if names is None:
-            builtin = set(ARITHMETIC)
-            names = [*ARITHMETIC, *(p.name for p in REGISTRY
-                                    if p.search and p.name not in _NON_FEATURE
-                                    and p.name not in builtin and _is_user(p))]
-        prims = tuple(p for p in REGISTRY.select(names) if p.ret_type is not _BOOL)
-        inputs = tuple(Var(name, t) for name, t in types.items())
+        if names is None:  # the arithmetic grammar plus every registered extension
+            names = [*ARITHMETIC, *(p.name for p in REGISTRY if p.name not in BUILTIN)]
+        prims = tuple(p for p in REGISTRY.select(names) if p.search and _numeric(p))
+        inputs = tuple(Var(name, t) for name, t in types.items() if t in (INT, REAL))
+        inputs += tuple(f for f in self.features if f not in inputs)
+        if not inputs:
+            raise ValueError("nothing to build programs from: no scalar input and no features")
         consts = tuple(const(c) for c in self.constants)
         lits = tuple(const(int(m)) for m in self.moduli)
         return Grammar(inputs, consts, prims, (("mod", lits), ("floordiv", lits)))
@@ -242,15 +248,21 @@ class Synthesizer:
         few = slice(0, 512)  # screening needs only a rough score
         alone = [best_threshold(v[few], z_sig[few], w[few]) for v in pool_values]
 
-        def gain(pair: tuple[int, int]) -> float:
-            """What the line adds over the better feature of the pair alone."""
-            i, j = pair
-            joint = screen_pair(pool_values[i, few], pool_values[j, few], z_sig[few], w[few])
-            return joint - max(alone[i], alone[j])
-
-        gains = {pair: gain(pair) for pair in pairs}
-        screened = sorted((p for p in pairs if gains[p] > 0), key=lambda p: -gains[p])
-        fits = fit_linear_atoms(pool_values, screened[: self.linear_pairs], z_sig, w)
+        joint = {(i, j): screen_pair(pool_values[i, few], pool_values[j, few], z_sig[few],
+                                     w[few]) for i, j in pairs}
+        # best lines first, among those that beat both their features alone; no
+        # feature in more than two pairs, so one strong feature cannot crowd out the rest
+        ranked = sorted((p for p in pairs if joint[p] > max(alone[p[0]], alone[p[1]])),
+                        key=lambda p: -joint[p])
+        uses: dict[int, int] = {}
+        chosen = []
+        for i, j in ranked:
+            if uses.get(i, 0) < 2 and uses.get(j, 0) < 2:
+                chosen.append((i, j))
+                uses[i], uses[j] = uses.get(i, 0) + 1, uses.get(j, 0) + 1
+            if len(chosen) == self.linear_pairs:
+                break
+        fits = fit_linear_atoms(pool_values, chosen, z_sig, w)
         new = []
         for fit in fits:
             new.append(_linear_program(pool[fit.first], pool[fit.second], fit.ratio))
@@ -303,13 +315,10 @@ class Synthesizer:
 
 
 # -- helpers -------------------------------------------------------------------
-from dsl.types import BOOL as _BOOL  # noqa: E402
-
-_NON_FEATURE = {"ite"}
-
-
-def _is_user(prim) -> bool:
-    return prim.helper is not None and prim.call == prim.name and not prim.name.startswith("_")
+def _numeric(prim) -> bool:
+    """Whether a primitive maps numbers to a number (what features are built from)."""
+    return prim.ret_type in (INT, REAL, NUM) and all(t in (INT, REAL, NUM)
+                                                     for t in prim.arg_types)
 
 
 def _validate(inputs: Mapping[str, np.ndarray], labels) -> tuple[dict, np.ndarray]:
@@ -318,9 +327,9 @@ def _validate(inputs: Mapping[str, np.ndarray], labels) -> tuple[dict, np.ndarra
     env = {}
     for name, v in inputs.items():
         arr = np.asarray(v)
-        if arr.ndim != 1:
-            raise ValueError(f"input {name!r} must be one value per row (1-D), got shape "
-                             f"{arr.shape}")
+        if arr.ndim not in (1, 3):
+            raise ValueError(f"input {name!r} must hold one value (shape (N,)) or one image "
+                             f"(shape (N, H, W)) per row, got shape {arr.shape}")
         env[name] = arr
     labels = np.asarray(labels)
     lengths = {name: len(v) for name, v in env.items()}
@@ -336,7 +345,10 @@ def _validate(inputs: Mapping[str, np.ndarray], labels) -> tuple[dict, np.ndarra
 
 
 def _infer_type(values: np.ndarray) -> Type:
-    return INT if np.asarray(values).dtype.kind in "iub" else REAL
+    values = np.asarray(values)
+    if values.ndim == 3:
+        return IMAGE
+    return INT if values.dtype.kind in "iub" else REAL
 
 
 def _ordering_keys(values: np.ndarray, columns: int = 256) -> np.ndarray:
@@ -379,8 +391,11 @@ def _evaluate_all(programs: list[Program], env: Mapping[str, np.ndarray]) -> np.
 
 
 def _same_inputs_single(a: Program, b: Program) -> bool:
-    """Pairs of functions of one and the same single input add nothing linear can use."""
-    return len(a.inputs) == 1 and a.inputs == b.inputs
+    """Two functions of one and the same scalar input: a line in their plane is a
+    curve in one variable, which bands on that variable already express."""
+    return (len(a.inputs) == 1 and a.inputs == b.inputs
+            and all(isinstance(v, Var) and v.type in (INT, REAL)
+                    for v in a.walk() if isinstance(v, Var)))
 
 
 def _linear_program(f: Program, g: Program, ratio: float) -> Program:
@@ -405,6 +420,6 @@ def _tree_program(tree: Tree, atoms: tuple[Split, ...], program_of) -> Program:
 
 def _constant_candidate(zf, z, hold_rows, names) -> Candidate:
     majority = bool(zf.mean() >= 0.5)
-    program = Const(majority, _BOOL)
+    program = Const(majority, BOOL)
     holdout = float((z[hold_rows] == majority).mean()) if len(hold_rows) else None
     return Candidate.of(program, names, float((zf == majority).mean()), holdout)

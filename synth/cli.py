@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "recover it blind")
     demo.add_argument("--domain", choices=("grid", "digits"), default="grid",
                       help="grid: integer pairs (default); digits: sklearn's 8x8 digit images")
-    add_search_options(demo, time_limit=30.0)
+    add_search_options(demo, time_limit=60.0)
     demo.set_defaults(run=run_demo)
 
     for ep in entry_points(group="synth.commands"):
@@ -60,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
 def add_search_options(parser: argparse.ArgumentParser, time_limit: float = 60.0) -> None:
     parser.add_argument("--time-limit", type=float, default=time_limit, help="seconds")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-atoms", type=int, default=4)
+    parser.add_argument("--max-atoms", type=int, default=6)
     parser.add_argument("--max-feature-size", type=int, default=6)
     parser.add_argument("--primitives", action="append", default=[],
                         help="Python file registering extra primitives (repeatable)")
@@ -93,10 +93,10 @@ def synthesizer_from(args):
 def run_search(args) -> int:
     from dsl.domains import parse_domain
     domain = parse_domain(args.domain)
+    synthesizer = synthesizer_from(args)
     oracle = _oracle(args, domain)
     inputs = domain.all_inputs()
-    labels = oracle.labels(inputs)
-    synthesizer = synthesizer_from(args).fit(inputs, labels)
+    synthesizer.fit(inputs, oracle.labels(inputs))
     report(synthesizer.result_, args.json)
     return 0
 
@@ -117,8 +117,9 @@ def run_demo(args) -> int:
     return run(args)
 
 
-def report(result: SearchResult, json_path: str | None, out=sys.stdout) -> None:
+def report(result: SearchResult, json_path: str | None, out=None) -> None:
     """Print the Pareto front as a table and the best program as Python."""
+    out = out or sys.stdout
     print(format_front(result), file=out)
     stats = result.stats
     print(f"\n{stats.programs_evaluated:,} distinct programs evaluated in {stats.seconds:.1f} s "

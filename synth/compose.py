@@ -94,11 +94,13 @@ class Composer:
             return []
         return self.best_atoms(self.z == p1, self.w * differs, top)
 
-    def grow(self, f: Formula, top: int) -> list[Formula]:
+    def grow(self, f: Formula, top: int, deadline: float = float("inf")) -> list[Formula]:
         """Every ``S op B`` for nodes ``S`` of ``f`` and the best new atoms ``B``."""
         out = []
         k = len(f.atoms)
         for path, sub in _subtrees(f.tree):
+            if time.perf_counter() > deadline:
+                break
             value = self.evaluate(sub, f.atoms)
             for op in OPS:
                 when_false, when_true = _settings(op, value)
@@ -159,7 +161,7 @@ class Composer:
             for f in beam:
                 if time.perf_counter() > deadline:
                     break
-                grown.extend(self.grow(f, top=2))
+                grown.extend(self.grow(f, top=2, deadline=deadline))
             if not grown:
                 break
             refined = []

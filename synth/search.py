@@ -19,6 +19,7 @@ learns from (inputs, labels), ``predict`` applies the best program.
 """
 from __future__ import annotations
 
+import inspect
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -71,7 +72,7 @@ class Synthesizer:
     """
 
     def __init__(self, *, time_limit: float = 60.0, max_feature_size: int = 6,
-                 max_atoms: int = 4, beam_width: int = 4, complexity_penalty: float = 2e-4,
+                 max_atoms: int = 6, beam_width: int = 4, complexity_penalty: float = 5e-4,
                  holdout: float = 0.2, signature_size: int = 2048, max_features: int = 2500,
                  linear_pairs: int = 24, primitives: Sequence[str] | None = None,
                  constants: Sequence[int | float] = (1, 2), moduli: Sequence[int] = range(2, 21),
@@ -99,7 +100,7 @@ class Synthesizer:
             input_types: Mapping[str, Type] | None = None) -> Synthesizer:
         """Search for programs over ``inputs`` (name -> array of N) explaining ``labels``."""
         start = time.perf_counter()
-        deadline = start + self.time_limit
+        deadline = start + 0.92 * self.time_limit  # the rest scores and reports the front
         env, z = _validate(inputs, labels)
         types = dict(input_types or {name: _infer_type(v) for name, v in env.items()})
         self.input_names_ = tuple(env)
@@ -129,7 +130,8 @@ class Synthesizer:
 
         bank = self._feature_bank(enumerator, sig_rows, zf, fit_env)
         w = np.ones(len(zf))
-        small = [p for p in enumerator.programs([INT, REAL]) if p.size <= 3]
+        small = _affine_representatives(
+            [p for p in enumerator.programs([INT, REAL]) if p.size <= 3], sig_env)
         bank = self._add_linear_atoms(bank, small, sig_rows, zf, fit_env)
         index = ThresholdIndex(bank.values)
         self._log(f"indexed {len(bank.programs)} features over {len(zf)} fit rows")
@@ -186,8 +188,17 @@ class Synthesizer:
         return self.best_.program.evaluate(dict(inputs)).astype(np.int64)
 
     def get_params(self) -> dict:
-        return {k: (list(v) if isinstance(v, range) else v) for k, v in vars(self).items()
-                if not k.endswith("_")}
+        """The constructor's parameters, as JSON-friendly values."""
+        names = inspect.signature(type(self).__init__).parameters
+        out = {}
+        for name in names:
+            if name == "self":
+                continue
+            value = getattr(self, name)
+            if isinstance(value, (range, tuple, list)):
+                value = [str(v) if isinstance(v, Program) else v for v in value]
+            out[name] = value
+        return out
 
     # -- stages --------------------------------------------------------------
     def _grammar(self, types: Mapping[str, Type]) -> Grammar:
@@ -226,7 +237,6 @@ class Synthesizer:
         chosen = priority[: self.max_features]
         chosen_programs = [programs[reps[c]] for c in chosen]
         values = _evaluate_all(chosen_programs, fit_env)
-        self._scores = scores[chosen]
         return FeatureBank(chosen_programs, values)
 
     def _add_linear_atoms(self, bank: FeatureBank, small: list[Program], sig_rows, zf,
@@ -271,7 +281,6 @@ class Synthesizer:
             return bank
         values = np.concatenate([bank.values, _evaluate_all(new, fit_env)])
         self._log(f"  added {len(new)} linear two-feature atoms")
-        self._scores = np.concatenate([self._scores, np.full(len(new), np.inf)])
         return FeatureBank(bank.programs + new, values)
 
     def _initial_atoms(self, index: ThresholdIndex, bank: FeatureBank, penalties, z,
@@ -372,6 +381,23 @@ def _row_hash(rows: np.ndarray) -> np.ndarray:
         z = rows.astype(np.uint64) * _MIX[0]
         z ^= z >> np.uint64(29)
         return (z * mult).sum(axis=1, dtype=np.uint64)
+
+
+def _affine_representatives(programs: list[Program], env) -> list[Program]:
+    """The first program of each class of features equal up to ``a*f + b``: a
+    line ``f + c*g > d`` absorbs scale and shift, so ``y + 2`` adds nothing to ``y``."""
+    if not programs:
+        return []
+    values = _evaluate_all(programs, {k: v[:256] for k, v in env.items()})
+    spread = values.std(axis=1, keepdims=True)
+    z = (values - values.mean(axis=1, keepdims=True)) / np.where(spread == 0, 1, spread)
+    sign = np.sign(z[np.arange(len(z)), np.argmax(np.abs(z) > 1e-9, axis=1)])[:, None]
+    keys = np.round(z * np.where(sign == 0, 1, sign), 6)
+    seen: dict[bytes, Program] = {}
+    for program, key, s in zip(programs, keys, spread[:, 0]):
+        if s > 0:
+            seen.setdefault(key.tobytes(), program)
+    return list(seen.values())
 
 
 def _only(penalties: np.ndarray, feature: int) -> np.ndarray:

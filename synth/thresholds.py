@@ -60,7 +60,7 @@ class _Segments:
 class ThresholdIndex:
     """Features' values on the fit rows, indexed for fast predicate fitting."""
 
-    def __init__(self, values: np.ndarray, coarse_rows: int = 2048, shortlist: int = 64,
+    def __init__(self, values: np.ndarray, coarse_rows: int = 1024, shortlist: int = 64,
                  bins: int = 128, seed: int = 0) -> None:
         values = np.asarray(values, dtype=np.float64)
         if values.ndim != 2:

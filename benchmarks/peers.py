@@ -1,0 +1,187 @@
+"""Peer methods run on the same tasks, labels, split and time budget as the engine.
+
+* ``tree-xy`` -- a depth-limited decision tree (scikit-learn) on (x, y); the
+  depth is the smallest within 0.1% of the best 3-fold cross-validated
+  accuracy on the fit rows, up to depth 12.
+* ``tree-features`` -- the same on a small feature set like the engine's
+  smallest features: x, y, x+y, x-y, x*y, x*x, y*y, x*x+y*y, abs(x-y),
+  min, max, sqrt(x), sqrt(y), and x%k, y%k, (x+y)%k, (x*y)%k for k in 2..13.
+* ``gplearn`` -- gplearn's ``SymbolicClassifier`` (genetic programming over
+  add sub mul div sqrt abs max min neg), grown one generation at a time until
+  the time budget is spent.
+* ``operon`` -- pyoperon's ``SymbolicRegressor`` fitted to the 0/1 labels and
+  cut at 0.5, with ``max_time`` set to the budget.
+
+Every peer fits the rows the engine fits (the same seeded 80/20 split) and is
+scored like it: fidelity to the oracle on the whole domain, agreement with the
+hidden program, exact recovery (equal to the hidden program on every point),
+size (node count), wall time.  gplearn and pyoperon come with the optional
+extra ``peers`` (``pip install -e .[peers]``); a peer whose package is missing
+reports an error instead of a result.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+PEERS = ("tree-xy", "tree-features", "gplearn", "operon")
+
+_MODULI = range(2, 14)
+
+
+def feature_set() -> list[str]:
+    """The small feature set of ``tree-features``, as expressions over x and y."""
+    base = ["x", "y", "x + y", "x - y", "x * y", "x * x", "y * y", "x * x + y * y",
+            "abs(x - y)", "min(x, y)", "max(x, y)", "sqrt(x)", "sqrt(y)"]
+    mods = [f"{e} % {k}" for k in _MODULI for e in ("x", "y", "(x + y)", "(x * y)")]
+    return base + mods
+
+
+@dataclass(frozen=True)
+class PeerFit:
+    predictions: np.ndarray  # 0/1 on every row of the domain
+    size: int  # node count
+    program: str
+
+
+def split_rows(n: int, seed: int, holdout: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, held-out rows): the split :class:`synth.search.Synthesizer` draws."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    n_hold = int(round(holdout * n)) if n > 10 else 0
+    return np.sort(order[n_hold:]), np.sort(order[:n_hold])
+
+
+def run_peer(name: str, env: Mapping[str, np.ndarray], labels: np.ndarray,
+             truth: np.ndarray, *, time_limit: float, seed: int,
+             holdout: float = 0.2) -> dict:
+    """Fit peer ``name`` to ``labels`` and score it; a record like the engine's."""
+    if name not in _FITTERS:
+        raise ValueError(f"unknown peer {name!r}; known: {', '.join(PEERS)}")
+    labels = np.asarray(labels).astype(np.int64)
+    fit_rows, hold_rows = split_rows(len(labels), seed, holdout)
+    start = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = _FITTERS[name](env, labels, fit_rows, time_limit, seed)
+    except ImportError as err:
+        return {"method": name, "error": f"{name} is not installed ({err}); "
+                                         f"pip install -e .[peers]"}
+    seconds = time.perf_counter() - start
+    pred = np.asarray(result.predictions).astype(np.int64)
+    agreement = float(np.mean(pred == truth))
+    return {"method": name, "program": result.program, "size": int(result.size),
+            "fidelity": float(np.mean(pred == labels)),
+            "fit_fidelity": float(np.mean(pred[fit_rows] == labels[fit_rows])),
+            "holdout_fidelity": float(np.mean(pred[hold_rows] == labels[hold_rows]))
+            if len(hold_rows) else None,
+            "agreement": agreement, "exact": agreement == 1.0, "seconds": seconds,
+            "programs_evaluated": None, "programs_per_second": None, "error": None}
+
+
+# ---------------------------------------------------------------------------
+
+
+def _matrix(env: Mapping[str, np.ndarray], expressions: list[str]) -> np.ndarray:
+    from benchmarks.programs import evaluate_values, parse_hidden
+
+    names = tuple(env)
+    return np.stack([evaluate_values(parse_hidden(e, names), env).astype(float)
+                     for e in expressions], axis=1)
+
+
+def _tree(columns: Callable[[Mapping[str, np.ndarray]], tuple[np.ndarray, list[str]]]):
+    def fit(env, labels, fit_rows, time_limit, seed) -> PeerFit:
+        from sklearn.model_selection import cross_val_score
+        from sklearn.tree import DecisionTreeClassifier
+
+        X, names = columns(env)
+        deadline = time.perf_counter() + time_limit
+        scores: dict[int, float] = {}
+        for depth in range(1, 13):
+            clf = DecisionTreeClassifier(max_depth=depth, random_state=seed)
+            scores[depth] = float(np.mean(cross_val_score(clf, X[fit_rows], labels[fit_rows],
+                                                          cv=3)))
+            if scores[depth] == 1.0 or time.perf_counter() > deadline:
+                break
+        best = max(scores.values())
+        depth = min(d for d, s in scores.items() if s >= best - 1e-3)
+        clf = DecisionTreeClassifier(max_depth=depth, random_state=seed)
+        clf.fit(X[fit_rows], labels[fit_rows])
+        return PeerFit(clf.predict(X), int(clf.tree_.node_count), _tree_text(clf, names))
+    return fit
+
+
+def _tree_text(clf, names: list[str]) -> str:
+    """A small tree as a nested conditional expression; a big one as its shape."""
+    tree = clf.tree_
+    if tree.node_count > 15:
+        return f"tree(depth={clf.get_depth()}, leaves={clf.get_n_leaves()})"
+
+    def text(node: int) -> str:
+        if tree.children_left[node] < 0:
+            return str(int(clf.classes_[int(np.argmax(tree.value[node][0]))]))
+        left, right = text(tree.children_left[node]), text(tree.children_right[node])
+        cond = f"{names[tree.feature[node]]} <= {tree.threshold[node]:g}"
+        if (left, right) == ("1", "0"):
+            return f"({cond})"
+        if (left, right) == ("0", "1"):
+            return f"({names[tree.feature[node]]} > {tree.threshold[node]:g})"
+        return f"({left} if {cond} else {right})"
+
+    return text(0)
+
+
+def _xy_columns(env):
+    names = list(env)
+    return np.stack([np.asarray(env[n], dtype=float) for n in names], axis=1), names
+
+
+def _feature_columns(env):
+    exprs = feature_set() if set(env) == {"x", "y"} else list(env)
+    return _matrix(env, exprs), exprs
+
+
+def _fit_gplearn(env, labels, fit_rows, time_limit, seed) -> PeerFit:
+    from gplearn.genetic import SymbolicClassifier
+
+    X, names = _xy_columns(env)
+    est = SymbolicClassifier(population_size=1000, generations=1, random_state=seed,
+                             function_set=("add", "sub", "mul", "div", "sqrt", "abs", "max",
+                                           "min", "neg"),
+                             parsimony_coefficient=0.001, const_range=(-10.0, 10.0),
+                             feature_names=names, warm_start=True, n_jobs=1)
+    deadline = time.perf_counter() + time_limit
+    generation, per_generation = 0, 0.0
+    while generation < 500:
+        began = time.perf_counter()
+        if generation and began + per_generation > deadline:
+            break
+        generation += 1
+        est.set_params(generations=generation)
+        est.fit(X[fit_rows], labels[fit_rows])
+        per_generation = max(per_generation, time.perf_counter() - began)
+        if est._program.raw_fitness_ == 0:
+            break
+    return PeerFit(est.predict(X), int(est._program.length_), str(est._program))
+
+
+def _fit_operon(env, labels, fit_rows, time_limit, seed) -> PeerFit:
+    from pyoperon.sklearn import SymbolicRegressor
+
+    X, names = _xy_columns(env)
+    est = SymbolicRegressor(allowed_symbols="add,sub,mul,div,sqrt,abs,constant,variable",
+                            max_time=max(1, int(time_limit)), generations=10**6,
+                            max_evaluations=10**12, random_state=seed, n_threads=1)
+    est.fit(X[fit_rows], labels[fit_rows].astype(float))
+    pred = (est.predict(X) > 0.5).astype(np.int64)
+    return PeerFit(pred, int(est.model_.Length), est.get_model_string(est.model_, 3, names))
+
+
+_FITTERS = {"tree-xy": _tree(_xy_columns), "tree-features": _tree(_feature_columns),
+            "gplearn": _fit_gplearn, "operon": _fit_operon}

@@ -1,0 +1,137 @@
+"""Markdown tables of benchmark results, ready to paste into BENCHMARKS.md.
+
+``markdown_table(docs)`` renders, from the per-task documents of
+:func:`benchmarks.runner.run_benchmark` (or ``results.json``'s ``tasks``):
+
+1. a summary by number of atoms: per method, exact recoveries and mean
+   agreement with the hidden program;
+2. one row per task for the engine: hidden and recovered program, exact,
+   agreement, fidelity, size, time, programs per second;
+3. with peers, one row per task and peer.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _cell(value, digits: int = 4) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _code(text) -> str:
+    if text is None:
+        return "-"
+    text = str(text).replace("|", "\\|").replace("\n", " ")
+    if len(text) > 90:
+        text = text[:87] + "..."
+    return f"`{text}`"
+
+
+def _table(header: Sequence[str], body: list[Sequence[str]], align: str | None = None) -> str:
+    align = align or "l" * len(header)
+    marks = {"l": "---", "r": "--:", "c": ":-:"}
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks[a] for a in align) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def _methods(docs) -> list[str]:
+    seen: dict[str, None] = {}
+    for doc in docs:
+        for r in doc["results"]:
+            seen.setdefault(r["method"], None)
+    return list(seen) or ["synth"]
+
+
+def _result(doc, method):
+    return next((r for r in doc["results"] if r.get("method") == method), None)
+
+
+def summary_table(docs: Sequence[dict]) -> str:
+    methods = _methods(docs)
+    by_atoms: dict[int, list[dict]] = {}
+    for doc in docs:
+        by_atoms.setdefault(doc["task"]["atoms"], []).append(doc)
+    groups = [(str(a), by_atoms[a]) for a in sorted(by_atoms)] + [("all", list(docs))]
+    header = ["atoms", "tasks"] + [f"{m}: exact" for m in methods] + \
+        [f"{m}: agreement" for m in methods]
+    body = []
+    for label, group in groups:
+        row = [label, str(len(group))]
+        agree = []
+        for m in methods:
+            rs = [_result(d, m) for d in group]
+            ok = [r for r in rs if r and not r.get("error")]
+            row.append(f"{sum(bool(r['exact']) for r in ok)}/{len(group)}")
+            agree.append(_cell(sum(r["agreement"] for r in ok) / len(ok)) if ok else "-")
+        body.append(row + agree)
+    return _table(header, body, "rr" + "r" * 2 * len(methods))
+
+
+def engine_table(docs: Sequence[dict], method: str = "synth") -> str:
+    network = any(d.get("network") for d in docs)
+    header = ["task", "atoms", "hidden program", "recovered program", "exact", "agreement",
+              "fidelity", "held-out", "size", "time (s)", "programs/s"]
+    if network:
+        header.insert(4, "net vs hidden")
+    body = []
+    for doc in docs:
+        r = _result(doc, method) or {}
+        err = doc.get("error") or r.get("error")
+        row = [doc["task"]["name"], str(doc["task"]["atoms"]), _code(doc["task"]["program"]),
+               _code(r.get("program")) if not err else f"error: {_code(err)}",
+               _cell(r.get("exact")), _cell(r.get("agreement")), _cell(r.get("fidelity")),
+               _cell(r.get("holdout_fidelity")), _cell(r.get("size")),
+               _cell(r.get("seconds"), 1),
+               f"{r['programs_per_second']:,.0f}" if r.get("programs_per_second") else "-"]
+        if network:
+            row.insert(4, _cell((doc.get("network") or {}).get("oracle_agreement")))
+        body.append(row)
+    return _table(header, body, "lrll" + ("r" if network else "") + "crrrrrr")
+
+
+def peers_table(docs: Sequence[dict]) -> str:
+    methods = [m for m in _methods(docs) if m != "synth"]
+    header = ["task", "method", "exact", "agreement", "fidelity", "held-out", "size (nodes)",
+              "time (s)", "program"]
+    body = []
+    for doc in docs:
+        for m in methods:
+            r = _result(doc, m) or {"error": "not run"}
+            if r.get("error"):
+                body.append([doc["task"]["name"], m, "-", "-", "-", "-", "-", "-",
+                             f"error: {_code(r['error'])}"])
+                continue
+            body.append([doc["task"]["name"], m, _cell(r["exact"]), _cell(r["agreement"]),
+                         _cell(r["fidelity"]), _cell(r.get("holdout_fidelity")),
+                         _cell(r["size"]), _cell(r["seconds"], 1), _code(r["program"])])
+    return _table(header, body, "llcrrrrrl")
+
+
+def markdown_table(docs: Sequence[dict], config: dict | None = None) -> str:
+    parts = []
+    if config:
+        parts.append("Settings: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in config.items()
+                                              if v not in ({}, [], None)))
+    if not docs:
+        return "\n\n".join(parts + ["(no finished tasks)"]) + "\n"
+    parts += [summary_table(docs), engine_table(docs)]
+    if len(_methods(docs)) > 1:
+        parts.append(peers_table(docs))
+    return "\n\n".join(parts) + "\n"
+
+
+def load_results(path: str | Path) -> list[dict]:
+    """The task documents of a ``results.json`` (or of the folder holding it)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    return json.loads(path.read_text())["tasks"]

@@ -1,0 +1,277 @@
+"""Run a suite: oracle labels per task, the engine (and peers) on them, scored.
+
+For each task the runner makes the oracle's labels on the whole domain --
+the hidden program's own (``source="labels"``), or the predictions of an MLP
+trained on a fixed half of the domain (``source="network"``, trained once and
+cached, see :func:`benchmarks.train_cli.cached_network`) -- and hands the
+engine those labels and the inputs, nothing else.  The hidden program is used
+again only to score what came back:
+
+* ``exact``: the recovered program equals the hidden one on every point;
+* ``agreement``: fraction of points where it equals the hidden program;
+* ``fidelity``: fraction of points where it equals the oracle's labels
+  (``fit_fidelity`` / ``holdout_fidelity``: on the rows the search fitted /
+  held out);
+* ``size``, ``seconds`` (wall time of the search), ``programs_per_second``.
+
+Results go to ``out/``: one JSON file per finished task under ``tasks/``
+(a rerun skips tasks whose file holds a result of the same configuration),
+and after every task ``results.json``, ``results.csv`` (one row per task and
+method) and ``table.md``, all written atomically.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.suites import Task
+from benchmarks.train_cli import TrainSettings
+
+SOURCES = ("labels", "network")
+CSV_FIELDS = ("suite", "task", "atoms", "kinds", "hidden", "source", "method", "exact",
+              "agreement", "fidelity", "fit_fidelity", "holdout_fidelity", "size", "seconds",
+              "programs_evaluated", "programs_per_second", "program", "oracle_agreement",
+              "error")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What a benchmark run does to each task (recorded with each result)."""
+
+    source: str = "labels"
+    seed: int = 0
+    time_limit: float = 60.0
+    peers: tuple[str, ...] = ()
+    synth_options: dict = field(default_factory=dict)  # extra Synthesizer parameters
+    train: TrainSettings = field(default_factory=TrainSettings)
+    cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"unknown source {self.source!r}; choose one of {SOURCES}")
+        if not self.time_limit > 0:
+            raise ValueError(f"the time limit must be positive, got {self.time_limit}")
+        from benchmarks.peers import PEERS
+        unknown = [p for p in self.peers if p not in PEERS]
+        if unknown:
+            raise ValueError(f"unknown peers {unknown}; known: {', '.join(PEERS)}")
+
+    def fingerprint(self) -> dict:
+        """The settings a stored result must share to be reused on resume."""
+        out = {"source": self.source, "seed": self.seed, "time_limit": self.time_limit,
+               "peers": list(self.peers), "synth_options": dict(sorted(
+                   self.synth_options.items()))}
+        if self.source == "network":
+            out["train"] = {k: list(v) if isinstance(v, tuple) else v
+                            for k, v in asdict(self.train).items()}
+        return out
+
+
+@dataclass(frozen=True)
+class Job:
+    task: Task
+    config: BenchConfig
+
+
+def run_job(job: Job) -> dict:
+    """Run one task (engine, then peers); never raises for a task's own failure."""
+    task, config = job.task, job.config
+    doc = {"key": task.key, "task": task.to_json(), "config": config.fingerprint(),
+           "network": None, "results": []}
+    try:
+        domain = task.grid()
+        env = domain.all_inputs()
+        truth = task.hidden().evaluate(env)
+        labels, doc["network"] = _oracle_labels(task, config, env, truth)
+        doc["results"].append(_run_engine(env, labels, truth, config))
+        for peer in config.peers:
+            from benchmarks.peers import run_peer
+            try:
+                doc["results"].append(run_peer(peer, env, labels, truth,
+                                               time_limit=config.time_limit, seed=config.seed))
+            except Exception as err:  # a peer's failure is its row, not the run's end
+                doc["results"].append({"method": peer, "error": _describe(err)})
+    except Exception as err:
+        doc["error"] = _describe(err)
+    return doc
+
+
+def _oracle_labels(task: Task, config: BenchConfig, env, truth):
+    if config.source == "labels":
+        return truth, None
+    from benchmarks.train_cli import cached_network
+    from oracles.torch_oracle import TorchOracle
+
+    start = time.perf_counter()
+    root = Path(config.cache_dir) if config.cache_dir else None
+    path, info = cached_network(task.program, task.domain, config.train, root)
+    oracle = TorchOracle.from_file(path, domain=task.grid())
+    labels = oracle.labels(env)
+    network = {"checkpoint": str(path), **info, "oracle_agreement": float(np.mean(labels == truth)),
+               "load_seconds": time.perf_counter() - start}
+    return labels, network
+
+
+def _run_engine(env, labels, truth, config: BenchConfig) -> dict:
+    from synth.search import Synthesizer
+
+    synth = Synthesizer(time_limit=config.time_limit, seed=config.seed, **config.synth_options)
+    start = time.perf_counter()
+    synth.fit(env, labels)  # the engine sees the inputs and the oracle's labels only
+    seconds = time.perf_counter() - start
+    best, stats = synth.best_, synth.result_.stats
+    pred = synth.predict(env)
+    agreement = float(np.mean(pred == truth))
+    return {"method": "synth", "program": str(best.program), "python": best.python,
+            "size": best.size, "fidelity": float(np.mean(pred == labels)),
+            "fit_fidelity": best.fidelity, "holdout_fidelity": best.holdout_fidelity,
+            "agreement": agreement, "exact": agreement == 1.0, "seconds": seconds,
+            "programs_evaluated": stats.programs_evaluated,
+            "programs_per_second": stats.programs_per_second,
+            "max_feature_size": stats.max_feature_size, "interrupted": stats.interrupted,
+            "error": None}
+
+
+def _describe(err: BaseException) -> str:
+    tb = traceback.extract_tb(err.__traceback__)
+    where = f" at {Path(tb[-1].filename).name}:{tb[-1].lineno}" if tb else ""
+    return f"{type(err).__name__}: {err}{where}"
+
+
+# ---------------------------------------------------------------------------
+# running a suite
+
+
+def run_benchmark(tasks: Sequence[Task], config: BenchConfig, out: str | os.PathLike, *,
+                  executor=None, progress: bool = True) -> list[dict]:
+    """Run ``tasks`` (skipping those already done in ``out``); return one document per
+    task, in the order of ``tasks``."""
+    from benchmarks.executors import SerialExecutor
+    from benchmarks.report import markdown_table
+    from synth.results import write_json_atomic
+
+    out = Path(out)
+    (out / "tasks").mkdir(parents=True, exist_ok=True)
+    keys = [t.key for t in tasks]
+    if len(set(keys)) != len(keys):
+        raise ValueError("task names must be unique within a run")
+    done: dict[str, dict] = {}
+    for task in tasks:
+        stored = load_task_result(out, task, config)
+        if stored is not None:
+            done[task.key] = stored
+    todo = [Job(t, config) for t in tasks if t.key not in done]
+    executor = executor or SerialExecutor()
+    bar = _bar(len(tasks), len(done), progress, executor)
+
+    def flush() -> None:
+        docs = [done[k] for k in keys if k in done]
+        write_json_atomic(out / "results.json", {"config": config.fingerprint(),
+                                                  "tasks": docs})
+        write_text_atomic(out / "results.csv", to_csv(docs))
+        write_text_atomic(out / "table.md", markdown_table(docs, config.fingerprint()))
+
+    try:
+        for job, doc in executor.map(run_job, todo):
+            done[job.task.key] = doc
+            if "error" not in doc:  # failed tasks are retried on the next run
+                write_json_atomic(_task_path(out, job.task), doc)
+            flush()
+            if bar is not None:
+                bar.set_postfix_str(_summary(doc), refresh=False)
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    flush()
+    return [done[k] for k in keys]
+
+
+def load_task_result(out: Path, task: Task, config: BenchConfig) -> dict | None:
+    """The stored result of ``task`` under ``config`` in ``out``, if any."""
+    import json
+    path = _task_path(out, task)
+    if not path.exists():
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    same = (doc.get("config") == _normalise(config.fingerprint())
+            and doc.get("task", {}).get("program") == task.program and "error" not in doc)
+    return doc if same else None
+
+
+def _normalise(obj):
+    import json
+    return json.loads(json.dumps(obj))
+
+
+def _task_path(out: Path, task: Task) -> Path:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in task.key)
+    return out / "tasks" / f"{safe}.json"
+
+
+def _bar(total: int, initial: int, progress: bool, executor):
+    if not progress:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, initial=initial, unit="task", file=sys.stderr, dynamic_ncols=True,
+                desc=f"bench ({executor.name}, {executor.workers} worker"
+                     f"{'s' if executor.workers != 1 else ''})")
+
+
+def _summary(doc: dict) -> str:
+    if "error" in doc:
+        return f"{doc['key']}: error"
+    r = doc["results"][0]
+    return f"{doc['key']}: {'exact' if r.get('exact') else 'agree %.4f' % r['agreement']}"
+
+
+def rows(docs: Sequence[dict]) -> list[dict]:
+    """One flat row per task and method."""
+    out = []
+    for doc in docs:
+        task = doc["task"]
+        base = {"suite": task["suite"], "task": task["name"], "atoms": task["atoms"],
+                "kinds": " ".join(task["kinds"]), "hidden": task["program"],
+                "source": doc["config"]["source"],
+                "oracle_agreement": (doc.get("network") or {}).get("oracle_agreement")}
+        if "error" in doc:
+            out.append({**base, "method": "synth", "error": doc["error"]})
+        for r in doc["results"]:
+            out.append({**base, **{k: r.get(k) for k in CSV_FIELDS if k in r}})
+    return out
+
+
+def to_csv(docs: Sequence[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows(docs):
+        writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_FIELDS})
+    return buf.getvalue()
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,86 @@
+"""The command line: search from a label table, JSON output, user primitives, clear errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from dsl.domains import GridDomain
+from synth.cli import main
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "synth.cli", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture
+def labels_file(tmp_path):
+    env = GridDomain((30, 30)).all_inputs()
+    table = ((env["x"] + 2 * env["y"]) > 40).reshape(30, 30).astype(np.int64)
+    path = tmp_path / "labels.npy"
+    np.save(path, table)
+    return path
+
+
+def test_search_prints_front_and_writes_json(labels_file, tmp_path, capsys):
+    out = tmp_path / "result.json"
+    code = main(["search", "--domain", "grid:30x30", "--labels", str(labels_file),
+                 "--time-limit", "10", "--max-feature-size", "4", "--json", str(out), "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "Pareto front" in printed and "def label(x, y):" in printed
+    result = json.loads(out.read_text())
+    assert result["best"]["fidelity"] == 1.0
+    assert set(result["stats"]) >= {"programs_evaluated", "seconds", "programs_per_second"}
+    assert all({"python", "size", "fidelity"} <= set(c) for c in result["pareto"])
+    namespace: dict = {}
+    exec(result["best"]["python"], namespace)
+    assert namespace["label"](20, 11) == 1 and namespace["label"](20, 10) == 0
+
+
+def test_user_primitive_file_extends_the_search(tmp_path):
+    prims = tmp_path / "my_prims.py"
+    prims.write_text(textwrap.dedent('''
+        import numpy as np
+        from dsl import INT, primitive
+
+        @primitive("gcd", (INT, INT), INT, commutative=True, imports=("math",),
+                   python="def gcd(a, b):\\n    return math.gcd(a, b)")
+        def gcd(a, b):
+            return np.gcd(a.astype(np.int64), b.astype(np.int64))
+    '''))
+    env = GridDomain((30, 30)).all_inputs()
+    table = (np.gcd(env["x"], env["y"]) > 3).reshape(30, 30).astype(np.int64)
+    labels = tmp_path / "gcd.npy"
+    np.save(labels, table)
+    out = tmp_path / "gcd.json"
+    proc = run_cli("search", "--domain", "grid:30x30", "--labels", str(labels),
+                   "--primitives", str(prims), "--time-limit", "15", "--max-feature-size", "4",
+                   "--json", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    best = json.loads(out.read_text())["best"]
+    assert best["fidelity"] == 1.0 and "gcd(" in best["python"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["search", "--domain", "grid:0x5", "--labels", "x.npy"], "grid"),
+    (["search", "--domain", "ring:5", "--labels", "x.npy"], "unknown domain"),
+    (["search", "--labels", "/nonexistent/labels.npy"], "labels.npy"),
+    (["search", "--labels", "x.npy", "--primitives", "/nonexistent/p.py"], "p.py"),
+])
+def test_bad_input_gets_a_one_line_error(args, message, capsys):
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("synth: error:") and message in err and "Traceback" not in err
+
+
+def test_wrong_table_shape_is_named(tmp_path, capsys):
+    path = tmp_path / "small.npy"
+    np.save(path, np.zeros((5, 5), dtype=np.int64))
+    assert main(["search", "--domain", "grid:30x30", "--labels", str(path)]) == 1
+    assert "shape" in capsys.readouterr().err

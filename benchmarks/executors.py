@@ -29,16 +29,19 @@ class SerialExecutor:
 
 
 def _init_worker(threads: int) -> None:
-    """One BLAS / torch thread per worker, so N workers use N cores."""
-    try:
-        import torch
-        torch.set_num_threads(threads)
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+    """``threads`` BLAS / torch threads per worker, so N workers use N cores.  Torch is
+    told through the environment when it is not imported yet (importing it costs
+    seconds; tasks that need it import it themselves)."""
+    import os
+    import sys
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
     try:
         from threadpoolctl import threadpool_limits
         threadpool_limits(threads)
-    except ImportError:  # pragma: no cover
+    except ImportError:  # pragma: no cover - scikit-learn depends on it
         pass
 
 

@@ -64,7 +64,7 @@ def run_peer(name: str, env: Mapping[str, np.ndarray], labels: np.ndarray,
         raise ValueError(f"unknown peer {name!r}; known: {', '.join(PEERS)}")
     labels = np.asarray(labels).astype(np.int64)
     fit_rows, hold_rows = split_rows(len(labels), seed, holdout)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -72,7 +72,7 @@ def run_peer(name: str, env: Mapping[str, np.ndarray], labels: np.ndarray,
     except ImportError as err:
         return {"method": name, "error": f"{name} is not installed ({err}); "
                                          f"pip install -e .[peers]"}
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     pred = np.asarray(result.predictions).astype(np.int64)
     agreement = float(np.mean(pred == truth))
     return {"method": name, "program": result.program, "size": int(result.size),
@@ -81,7 +81,8 @@ def run_peer(name: str, env: Mapping[str, np.ndarray], labels: np.ndarray,
             "holdout_fidelity": float(np.mean(pred[hold_rows] == labels[hold_rows]))
             if len(hold_rows) else None,
             "agreement": agreement, "exact": agreement == 1.0, "seconds": seconds,
-            "programs_evaluated": None, "programs_per_second": None, "error": None}
+            "cpu_seconds": cpu, "programs_evaluated": None, "programs_per_second": None,
+            "error": None}
 
 
 # ---------------------------------------------------------------------------

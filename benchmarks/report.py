@@ -79,7 +79,7 @@ def summary_table(docs: Sequence[dict]) -> str:
 def engine_table(docs: Sequence[dict], method: str = "synth") -> str:
     network = any(d.get("network") for d in docs)
     header = ["task", "atoms", "hidden program", "recovered program", "exact", "agreement",
-              "fidelity", "held-out", "size", "time (s)", "programs/s"]
+              "fidelity", "held-out", "size", "time (s)", "CPU (s)", "programs/s"]
     if network:
         header.insert(4, "net vs hidden")
     body = []
@@ -90,30 +90,31 @@ def engine_table(docs: Sequence[dict], method: str = "synth") -> str:
                _code(r.get("program")) if not err else f"error: {_code(err)}",
                _cell(r.get("exact")), _cell(r.get("agreement")), _cell(r.get("fidelity")),
                _cell(r.get("holdout_fidelity")), _cell(r.get("size")),
-               _cell(r.get("seconds"), 1),
+               _cell(r.get("seconds"), 1), _cell(r.get("cpu_seconds"), 1),
                f"{r['programs_per_second']:,.0f}" if r.get("programs_per_second") else "-"]
         if network:
             row.insert(4, _cell((doc.get("network") or {}).get("oracle_agreement")))
         body.append(row)
-    return _table(header, body, "lrll" + ("r" if network else "") + "crrrrrr")
+    return _table(header, body, "lrll" + ("r" if network else "") + "crrrrrrr")
 
 
 def peers_table(docs: Sequence[dict]) -> str:
     methods = [m for m in _methods(docs) if m != "synth"]
     header = ["task", "method", "exact", "agreement", "fidelity", "held-out", "size (nodes)",
-              "time (s)", "program"]
+              "time (s)", "CPU (s)", "program"]
     body = []
     for doc in docs:
         for m in methods:
             r = _result(doc, m) or {"error": "not run"}
             if r.get("error"):
-                body.append([doc["task"]["name"], m, "-", "-", "-", "-", "-", "-",
+                body.append([doc["task"]["name"], m, "-", "-", "-", "-", "-", "-", "-",
                              f"error: {_code(r['error'])}"])
                 continue
             body.append([doc["task"]["name"], m, _cell(r["exact"]), _cell(r["agreement"]),
                          _cell(r["fidelity"]), _cell(r.get("holdout_fidelity")),
-                         _cell(r["size"]), _cell(r["seconds"], 1), _code(r["program"])])
-    return _table(header, body, "llcrrrrrl")
+                         _cell(r["size"]), _cell(r["seconds"], 1),
+                         _cell(r.get("cpu_seconds"), 1), _code(r["program"])])
+    return _table(header, body, "llcrrrrrrl")
 
 
 def markdown_table(docs: Sequence[dict], config: dict | None = None) -> str:
@@ -135,3 +136,20 @@ def load_results(path: str | Path) -> list[dict]:
     if path.is_dir():
         path = path / "results.json"
     return json.loads(path.read_text())["tasks"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m benchmarks.report OUT_DIR``: print the tables of a finished run."""
+    import sys
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m benchmarks.report OUT_DIR|results.json", file=sys.stderr)
+        return 2
+    path = Path(args[0])
+    data = json.loads((path / "results.json" if path.is_dir() else path).read_text())
+    print(markdown_table(data["tasks"], data.get("config")), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

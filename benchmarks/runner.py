@@ -40,8 +40,8 @@ from benchmarks.train_cli import TrainSettings
 SOURCES = ("labels", "network")
 CSV_FIELDS = ("suite", "task", "atoms", "kinds", "hidden", "source", "method", "exact",
               "agreement", "fidelity", "fit_fidelity", "holdout_fidelity", "size", "seconds",
-              "programs_evaluated", "programs_per_second", "program", "oracle_agreement",
-              "error")
+              "cpu_seconds", "load", "programs_evaluated", "programs_per_second", "program",
+              "oracle_agreement", "error")
 
 
 @dataclass(frozen=True)
@@ -126,9 +126,9 @@ def _run_engine(env, labels, truth, config: BenchConfig) -> dict:
     from synth.search import Synthesizer
 
     synth = Synthesizer(time_limit=config.time_limit, seed=config.seed, **config.synth_options)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     synth.fit(env, labels)  # the engine sees the inputs and the oracle's labels only
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     best, stats = synth.best_, synth.result_.stats
     pred = synth.predict(env)
     agreement = float(np.mean(pred == truth))
@@ -136,10 +136,19 @@ def _run_engine(env, labels, truth, config: BenchConfig) -> dict:
             "size": best.size, "fidelity": float(np.mean(pred == labels)),
             "fit_fidelity": best.fidelity, "holdout_fidelity": best.holdout_fidelity,
             "agreement": agreement, "exact": agreement == 1.0, "seconds": seconds,
-            "programs_evaluated": stats.programs_evaluated,
+            "cpu_seconds": cpu, "load": _load(), "programs_evaluated": stats.programs_evaluated,
             "programs_per_second": stats.programs_per_second,
             "max_feature_size": stats.max_feature_size, "interrupted": stats.interrupted,
             "error": None}
+
+
+def _load() -> float | None:
+    """The machine's 1-minute load average (searches have wall-clock limits, so a loaded
+    machine explores less in the same time)."""
+    try:
+        return os.getloadavg()[0]
+    except OSError:  # pragma: no cover - not on every platform
+        return None
 
 
 def _describe(err: BaseException) -> str:
@@ -172,12 +181,13 @@ def run_benchmark(tasks: Sequence[Task], config: BenchConfig, out: str | os.Path
             done[task.key] = stored
     todo = [Job(t, config) for t in tasks if t.key not in done]
     executor = executor or SerialExecutor()
+    info = {**provenance(), "executor": executor.name, "workers": executor.workers}
     bar = _bar(len(tasks), len(done), progress, executor)
 
     def flush() -> None:
         docs = [done[k] for k in keys if k in done]
         write_json_atomic(out / "results.json", {"config": config.fingerprint(),
-                                                  "tasks": docs})
+                                                  "provenance": info, "tasks": docs})
         write_text_atomic(out / "results.csv", to_csv(docs))
         write_text_atomic(out / "table.md", markdown_table(docs, config.fingerprint()))
 
@@ -195,6 +205,27 @@ def run_benchmark(tasks: Sequence[Task], config: BenchConfig, out: str | os.Path
             bar.close()
     flush()
     return [done[k] for k in keys]
+
+
+def provenance() -> dict:
+    """Which engine ran: git commit and modified engine files (read-only git), versions,
+    CPUs.  Informational; resuming does not compare it."""
+    import platform
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    info: dict = {"python": platform.python_version(), "numpy": np.__version__,
+                  "cpus": os.cpu_count(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    try:
+        def git(*a):
+            return subprocess.run(["git", *a], cwd=root, capture_output=True, text=True,
+                                  timeout=10).stdout
+        info["commit"] = git("rev-parse", "HEAD").strip() or None
+        info["modified"] = [line[3:] for line in git("status", "--porcelain", "--", "synth",
+                                                     "dsl", "oracles").splitlines()]
+    except (OSError, subprocess.SubprocessError):
+        info["commit"] = None
+    return info
 
 
 def load_task_result(out: Path, task: Task, config: BenchConfig) -> dict | None:

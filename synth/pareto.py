@@ -10,21 +10,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from dsl.program import Program
 from synth.results import Candidate
 
 
-def pareto_front(candidates: Iterable[Candidate]) -> list[Candidate]:
-    """Candidates not dominated in (smaller size, higher fidelity), by increasing size."""
-    best_by_size: dict[int, Candidate] = {}
-    for c in candidates:
-        kept = best_by_size.get(c.size)
-        if kept is None or c.fidelity > kept.fidelity:
-            best_by_size[c.size] = c
-    front: list[Candidate] = []
+def pareto_front(candidates: Iterable[tuple[Program, float]]) -> list[tuple[Program, float]]:
+    """``(program, fidelity)`` pairs not dominated in (smaller size, higher
+    fidelity), by increasing size."""
+    best_by_size: dict[int, tuple[Program, float]] = {}
+    for program, fidelity in candidates:
+        kept = best_by_size.get(program.size)
+        if kept is None or fidelity > kept[1]:
+            best_by_size[program.size] = (program, fidelity)
+    front: list[tuple[Program, float]] = []
     for size in sorted(best_by_size):
-        c = best_by_size[size]
-        if not front or c.fidelity > front[-1].fidelity:
-            front.append(c)
+        program, fidelity = best_by_size[size]
+        if not front or fidelity > front[-1][1]:
+            front.append((program, fidelity))
     return front
 
 

@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from tqdm import tqdm
 
 from dsl.primitives import ARITHMETIC, BUILTIN, REGISTRY
 from dsl.program import Const, Program, Var, apply, const
@@ -36,6 +37,7 @@ from synth.enumerate import Enumerator, Grammar
 from synth.linear import fit_linear_atoms, screen_pair
 from synth.pareto import pareto_front, pick_best
 from synth.results import Candidate, SearchResult, SearchStats
+from synth.simplify import simplify_constants
 from synth.thresholds import Split, ThresholdIndex, best_threshold
 
 _MIX = np.array([0xBF58476D1CE4E5B9], dtype=np.uint64)
@@ -99,7 +101,7 @@ class Synthesizer:
     def fit(self, inputs: Mapping[str, np.ndarray], labels: np.ndarray,
             input_types: Mapping[str, Type] | None = None) -> Synthesizer:
         """Search for programs over ``inputs`` (name -> array of N) explaining ``labels``."""
-        start = time.perf_counter()
+        start = self._start = time.perf_counter()
         deadline = start + 0.92 * self.time_limit  # the rest scores and reports the front
         env, z = _validate(inputs, labels)
         types = dict(input_types or {name: _infer_type(v) for name, v in env.items()})
@@ -168,8 +170,10 @@ class Synthesizer:
             interrupted = True
             formulas = sorted(composer.seen.values(), key=composer.score, reverse=True)
 
-        candidates = self._candidates(formulas, composer, program_of, zf, env, z, hold_rows)
-        front = pareto_front(candidates)
+        fitted = [(_tree_program(f.tree, f.atoms, program_of), f.correct / len(zf))
+                  for f in formulas[:400]]
+        front = self._front(fitted, fit_env, zf, {k: v[hold_rows] for k, v in env.items()},
+                            z[hold_rows])
         best = pick_best(front, self.complexity_penalty)
         seconds = time.perf_counter() - start
         stats = SearchStats(programs_evaluated=enumerator.kept + composer.evaluated,
@@ -177,6 +181,7 @@ class Synthesizer:
                             seconds=seconds, max_feature_size=enumerator.max_size_completed,
                             features_indexed=len(bank.programs), queries=n,
                             interrupted=interrupted)
+        self._close_progress()
         self.result_ = SearchResult(best, tuple(front), stats, self.get_params())
         self.best_ = best
         return self
@@ -298,16 +303,21 @@ class Synthesizer:
             out.extend(index.best(z, w, _only(penalties, i), top=1))
         return list(dict.fromkeys(out))
 
-    def _candidates(self, formulas: list[Formula], composer: Composer, program_of, zf, env, z,
-                    hold_rows) -> list[Candidate]:
-        hold_env = {k: v[hold_rows] for k, v in env.items()}
-        total = len(zf)
-        out = [_constant_candidate(zf, z, hold_rows, self.input_names_)]
-        for f in formulas[:400]:
-            program = _tree_program(f.tree, f.atoms, program_of)
-            holdout = (float((program.evaluate(hold_env) == z[hold_rows]).mean())
-                       if len(hold_rows) else None)
-            out.append(Candidate.of(program, self.input_names_, f.correct / total, holdout))
+    def _front(self, fitted: list[tuple[Program, float]], fit_env, zf, hold_env,
+               z_hold) -> list[Candidate]:
+        """Pareto front of the fitted programs, constants simplified, held-out scored."""
+        majority = Const(bool(zf.mean() >= 0.5), BOOL)
+        fitted = [(majority, float((zf == majority.value).mean())), *fitted]
+        front = pareto_front(fitted)
+        simpler = []
+        for program, _ in front:
+            program = simplify_constants(program, fit_env, zf, self.complexity_penalty / 2)
+            simpler.append((program, float((program.evaluate(fit_env) == zf).mean())))
+        out = []
+        for program, fidelity in pareto_front(simpler):
+            holdout = (float((program.evaluate(hold_env) == z_hold).mean())
+                       if len(z_hold) else None)
+            out.append(Candidate.of(program, self.input_names_, fidelity, holdout))
         return out
 
     def _on_level(self, composer: Composer, program_of):
@@ -319,8 +329,22 @@ class Synthesizer:
         return report
 
     def _log(self, message: str) -> None:
+        """A progress line above the time bar (stderr), when ``progress`` is set."""
         if self.progress:
-            print(message, file=sys.stderr, flush=True)
+            bar = getattr(self, "_bar", None)
+            if bar is None:
+                self._bar = bar = tqdm(total=round(self.time_limit), unit="s", file=sys.stderr,
+                                       bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s",
+                                       leave=False, desc="search")
+            bar.write(message)
+            bar.n = min(round(time.perf_counter() - self._start), bar.total)
+            bar.refresh()
+
+    def _close_progress(self) -> None:
+        bar = getattr(self, "_bar", None)
+        if bar is not None:
+            bar.close()
+            self._bar = None
 
 
 # -- helpers -------------------------------------------------------------------
@@ -442,10 +466,3 @@ def _tree_program(tree: Tree, atoms: tuple[Split, ...], program_of) -> Program:
     op = {"and": "and_", "or": "or_", "xor": "xor"}[tree[0]]
     return apply(op, _tree_program(tree[1], atoms, program_of),
                  _tree_program(tree[2], atoms, program_of))
-
-
-def _constant_candidate(zf, z, hold_rows, names) -> Candidate:
-    majority = bool(zf.mean() >= 0.5)
-    program = Const(majority, BOOL)
-    holdout = float((z[hold_rows] == majority).mean()) if len(hold_rows) else None
-    return Candidate.of(program, names, float((zf == majority).mean()), holdout)

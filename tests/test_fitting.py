@@ -90,3 +90,19 @@ def test_real_feature_atoms_print_real_constants():
     split = index.best(np.array([False, False, True, True]), np.ones(4), top=1)[0]
     program = atom_program(Var("r", REAL), split, index.distinct[0])
     assert str(program) == "r > 0.2"
+
+
+def test_constants_are_rounded_when_a_digit_costs_almost_nothing():
+    from dsl.domains import GridDomain
+    from dsl.program import apply, const
+    from synth.simplify import simplify_constants
+
+    env = GridDomain((64, 64)).all_inputs()
+    truth = env["x"] * env["y"] > 1800
+    fitted = apply("gt", apply("mul", Var("x"), Var("y")), const(1798))
+    simpler = simplify_constants(fitted, env, truth, per_digit=1e-3)
+    assert str(simpler) == "x * y > 1800"
+    # a constant that matters is kept: rounding 13 to 10 would cost far too much
+    modular = apply("lt", apply("mod", Var("x"), const(13)), const(4))
+    labels = modular.evaluate(env)
+    assert simplify_constants(modular, env, labels, per_digit=1e-3) == modular

@@ -1,0 +1,78 @@
+"""Simpler constants: a round number is worth a few disagreements.
+
+A network's boundary is blurred, so a threshold fitted to its labels lands
+near the true constant, not on it (``x * y > 1798`` for ``1800``).  Each
+constant is shortened to fewer significant digits when that costs at most
+``per_digit`` fidelity for every digit saved: a description-length trade of
+digits against errors.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from dsl.program import Apply, Const, Program
+from dsl.types import BOOL, INT
+from synth.numbers import round_significant
+
+
+def significant_digits(value: float) -> int:
+    """Digits of ``value`` as printed, without sign, exponent or trailing zeros."""
+    mantissa = f"{abs(float(value)):.15g}".split("e")[0].replace(".", "").strip("0")
+    return max(len(mantissa), 1)
+
+
+def simpler_constants(value: float) -> list[float]:
+    """``value`` rounded to each shorter number of significant digits, shortest first."""
+    digits = significant_digits(value)
+    out = []
+    for d in range(1, digits):
+        v = round_significant(float(value), d)
+        if v not in out and v != value:
+            out.append(v)
+    return out
+
+
+def simplify_constants(program: Program, env: Mapping[str, np.ndarray], target: np.ndarray,
+                       per_digit: float) -> Program:
+    """Shorten constants one at a time while each digit saved costs at most ``per_digit``."""
+    target = np.asarray(target, dtype=bool)
+    base = float((program.evaluate(env) == target).mean())
+    for path in _constant_paths(program):
+        node = _at(program, path)
+        for v in simpler_constants(node.value):
+            value = int(v) if node.type is INT else v
+            if node.type is INT and not float(v).is_integer():
+                continue
+            trial = _replace(program, path, Const(value, node.type))
+            fidelity = float((trial.evaluate(env) == target).mean())
+            saved = significant_digits(node.value) - significant_digits(v)
+            if fidelity >= base - per_digit * saved:
+                program, base = trial, fidelity
+                break
+    return program
+
+
+def _constant_paths(program: Program, path: tuple = ()) -> list[tuple]:
+    if isinstance(program, Const):
+        return [path] if program.type is not BOOL else []
+    out = []
+    for i, child in enumerate(program.children):
+        out += _constant_paths(child, path + (i,))
+    return out
+
+
+def _at(program: Program, path: tuple) -> Program:
+    for i in path:
+        program = program.children[i]
+    return program
+
+
+def _replace(program: Program, path: tuple, new: Program) -> Program:
+    if not path:
+        return new
+    assert isinstance(program, Apply)
+    args = list(program.args)
+    args[path[0]] = _replace(args[path[0]], path[1:], new)
+    return Apply(program.primitive, tuple(args))

@@ -117,7 +117,8 @@ def _oracle_labels(task: Task, config: BenchConfig, env, truth):
     path, info = cached_network(task.program, task.domain, config.train, root)
     oracle = TorchOracle.from_file(path, domain=task.grid())
     labels = oracle.labels(env)
-    network = {"checkpoint": str(path), **info, "oracle_agreement": float(np.mean(labels == truth)),
+    network = {"checkpoint": str(path), **info,
+               "oracle_agreement": float(np.mean(labels == truth)),
                "load_seconds": time.perf_counter() - start}
     return labels, network
 

@@ -60,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
 def add_search_options(parser: argparse.ArgumentParser, time_limit: float = 60.0) -> None:
     parser.add_argument("--time-limit", type=float, default=time_limit, help="seconds")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-atoms", type=int, default=6)
+    parser.add_argument("--max-atoms", type=int, default=12,
+                        help="largest number of atoms in a formula")
+    parser.add_argument("--beam-width", type=int, default=4,
+                        help="formulas kept at each step of the composition search")
     parser.add_argument("--max-feature-size", type=int, default=6)
     parser.add_argument("--primitives", action="append", default=[],
                         help="Python file registering extra primitives (repeatable)")
@@ -87,7 +90,8 @@ def synthesizer_from(args):
     from synth.search import Synthesizer
     load_primitive_files(args.primitives)
     return Synthesizer(time_limit=args.time_limit, seed=args.seed, max_atoms=args.max_atoms,
-                       max_feature_size=args.max_feature_size, progress=not args.quiet)
+                       beam_width=args.beam_width, max_feature_size=args.max_feature_size,
+                       progress=not args.quiet)
 
 
 def run_search(args) -> int:

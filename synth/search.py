@@ -74,7 +74,7 @@ class Synthesizer:
     """
 
     def __init__(self, *, time_limit: float = 60.0, max_feature_size: int = 6,
-                 max_atoms: int = 6, beam_width: int = 4, complexity_penalty: float = 5e-4,
+                 max_atoms: int = 12, beam_width: int = 4, complexity_penalty: float = 5e-4,
                  holdout: float = 0.2, signature_size: int = 2048, max_features: int = 2500,
                  linear_pairs: int = 24, primitives: Sequence[str] | None = None,
                  constants: Sequence[int | float] = (1, 2), moduli: Sequence[int] = range(2, 21),

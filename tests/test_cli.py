@@ -84,3 +84,31 @@ def test_wrong_table_shape_is_named(tmp_path, capsys):
     np.save(path, np.zeros((5, 5), dtype=np.int64))
     assert main(["search", "--domain", "grid:30x30", "--labels", str(path)]) == 1
     assert "shape" in capsys.readouterr().err
+
+
+def test_search_reads_a_saved_network(tmp_path, capsys):
+    import torch
+
+    from oracles.architectures import new_model, save_model
+    from oracles.training import train_classifier
+
+    domain = GridDomain((20, 20))
+    env = domain.all_inputs()
+    truth = (env["x"] > env["y"] + 3).astype(np.int64)
+    torch.manual_seed(0)
+    module, spec = new_model("mlp", {"hidden": [64]}, domain=domain)
+    train_classifier(module, spec.encoder()(env), torch.as_tensor(truth), epochs=300, lr=1e-2,
+                     weight_decay=0.0, seed=0, optimizer="adam")
+    path = tmp_path / "net.pt"
+    save_model(path, module, "mlp", spec.config)
+    out = tmp_path / "net.json"
+    assert main(["search", "--domain", "grid:20x20", "--model", str(path), "--time-limit", "10",
+                 "--max-feature-size", "4", "--json", str(out), "--quiet"]) == 0
+    assert json.loads(out.read_text())["best"]["fidelity"] > 0.97
+
+
+def test_a_file_that_is_not_a_model_is_named(tmp_path, capsys):
+    path = tmp_path / "garbage.pt"
+    path.write_bytes(b"not a torch file")
+    assert main(["search", "--domain", "grid:20x20", "--model", str(path), "--arch", "mlp"]) == 1
+    assert "garbage.pt" in capsys.readouterr().err

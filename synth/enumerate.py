@@ -73,18 +73,6 @@ class Bank:
         return self._values
 
 
-@dataclass(frozen=True)
-class EnumerationStats:
-    candidates: int
-    kept: int
-    seconds: float
-    max_size_completed: int
-
-    @property
-    def programs_per_second(self) -> float:
-        return self.candidates / self.seconds if self.seconds > 0 else float("inf")
-
-
 class Enumerator:
     """Enumerates one program per behaviour on ``env``, smallest first.
 
@@ -112,7 +100,6 @@ class Enumerator:
     # -- public -------------------------------------------------------------
     def run(self, max_size: int, deadline: float | None = None) -> Iterator[tuple[int, Program]]:
         """Enumerate sizes 1..max_size, yielding ``(size, program)`` as each size completes."""
-        start = time.perf_counter()
         for size in range(1, max_size + 1):
             if size <= self.max_size_completed:
                 continue
@@ -125,7 +112,6 @@ class Enumerator:
             for bank in self.banks[size].values():
                 for program in bank.programs:
                     yield size, program
-        self.seconds = time.perf_counter() - start
 
     def programs(self, types: Sequence[Type] | None = None) -> list[Program]:
         """All kept programs so far, in order of size."""
@@ -148,9 +134,6 @@ class Enumerator:
         if not rows:
             return [], np.zeros((0, self.n))
         return progs, np.concatenate(rows)
-
-    def stats(self, seconds: float) -> EnumerationStats:
-        return EnumerationStats(self.candidates, self.kept, seconds, self.max_size_completed)
 
     # -- building -------------------------------------------------------------
     def _build_size(self, size: int, deadline: float | None) -> bool:

@@ -41,22 +41,6 @@ class Split:
     correct: float = field(compare=False)
 
 
-@dataclass(frozen=True)
-class _Segments:
-    """Slots of the distinct values of a set of features, laid end to end."""
-
-    features: np.ndarray
-    counts: np.ndarray
-
-    @property
-    def starts(self) -> np.ndarray:
-        return np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
-
-    @property
-    def total(self) -> int:
-        return int(self.counts.sum())
-
-
 class ThresholdIndex:
     """Features' values on the fit rows, indexed for fast predicate fitting."""
 
@@ -150,8 +134,8 @@ def _table(codes: np.ndarray, counts: np.ndarray, z: np.ndarray, w: np.ndarray, 
     feature ``f``; ``z``/``w`` are the rows' targets and weights.  Returns the
     (features, kinds) table and a function locating a cell's slot range.
     """
-    seg = _Segments(np.arange(len(counts)), counts)
-    starts, total = seg.starts, seg.total
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    total = int(counts.sum())
     slots = (codes + starts[:, None]).ravel()
     pos = np.bincount(slots, np.tile(w * z, len(counts)), minlength=total)
     both = np.bincount(slots, np.tile(w, len(counts)), minlength=total)

@@ -6,9 +6,9 @@
     synth bench --suite grid --workers 2 --time-limit 60 --out bench/grid
     synth bench --program "x*x < 200*sqrt(y)" --source network --peers
 
-Results land in ``--out`` as ``results.json``, ``results.csv`` and ``table.md``
-(a markdown table for BENCHMARKS.md); rerunning with the same settings skips
-the tasks already finished there.
+Results land in ``--out`` as ``results.json``, ``results.csv``, ``table.md``
+(markdown tables for BENCHMARKS.md) and ``recovery.svg`` (a bar chart);
+rerunning with the same settings skips the tasks already finished there.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     from benchmarks.train_cli import TrainSettings
 
     parser = sub.add_parser("bench", help="benchmark recovery of hidden programs (and peers)",
-                            description=__doc__.split("\n\n")[0])
+                            description=__doc__.split("\n\n")[0].replace("``", ""))
     parser.add_argument("--suite", default=None,
                         help="grid (48 graded programs), engine (issue 2's ten), "
                              "images or casper (not built yet); default grid, or none "
@@ -51,9 +51,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--time-limit", type=float, default=60.0,
                         help="seconds per search (engine and each peer)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--max-atoms", type=int, help="engine: largest formula (default 4)")
+    parser.add_argument("--max-atoms", type=int,
+                        help="engine: most atoms in a formula (default: the engine's)")
     parser.add_argument("--max-feature-size", type=int,
-                        help="engine: largest feature enumerated (default 6)")
+                        help="engine: largest feature enumerated (default: the engine's)")
     parser.add_argument("--epochs", type=int, default=TrainSettings.epochs,
                         help="--source network: training epochs")
     parser.add_argument("--hidden", default="256,256",
@@ -111,8 +112,8 @@ def run_bench(args) -> int:
         executor.close()
     print(markdown_table(docs, config.fingerprint()))
     failed = [d["key"] for d in docs if "error" in d]
-    print(f"wrote {out / 'results.json'}, {out / 'results.csv'} and {out / 'table.md'}",
-          file=sys.stderr)
+    print(f"wrote {out / 'results.json'}, {out / 'results.csv'}, {out / 'table.md'} and "
+          f"{out / 'recovery.svg'}", file=sys.stderr)
     if failed:
         print(f"synth bench: {len(failed)} task(s) failed: {', '.join(failed)} "
               f"(see results.json)", file=sys.stderr)

@@ -23,7 +23,8 @@ Searches:
   replica's internal leaves too when there is a replica: they are functions of
   ``(x, y)`` like any other feature).
 
-The time limit is split evenly between the searches.  Every program on the
+The time limit is split evenly between the searches (a search that stops
+early leaves the rest of its share to the next).  Every program on the
 two Pareto fronts is then scored on all 12,769 pairs against the challenge
 network's labels, and the best by penalised agreement (agreement minus the
 search's complexity penalty per unit of size) is the answer; the ground truth
@@ -171,7 +172,8 @@ def _short_python(source: str, limit: int = 160) -> str:
         text = match.group(0)
         if len(text) <= limit:
             return text
-        return f"({text.count(',')} table values ...)"
+        count = len(re.findall(r"[-0-9.e+]+", text))
+        return f"({count} table values ...)"
     return re.sub(r"\((?:[-0-9.e+, ()]+)\)", elide, source)
 
 
@@ -206,8 +208,9 @@ def run(args) -> int:
         references = {"replica": replica_labels, **references}
         replica_info["agreement"] = agreements(replica_labels, {"model_labels": model_labels,
                                                                 "labels": labels})
-        _log(args, f"replica agrees with model_labels on {replica_info['agreement']['model_labels']:.4f}"
-                   f" and labels on {replica_info['agreement']['labels']:.4f} of the grid")
+        agree = replica_info["agreement"]
+        _log(args, f"replica agrees with model_labels on {agree['model_labels']:.4f} and "
+                   f"labels on {agree['labels']:.4f} of the grid")
 
     internals, leaves = None, []
     if model is not None and _option(args, "internals"):
@@ -234,10 +237,12 @@ def run(args) -> int:
     setup_seconds = time.perf_counter() - start
 
     template = synthesizer_from(args)
-    share = template.time_limit / len(targets)
     searches: dict[str, dict] = {}
     pool: list[tuple[str, Candidate]] = []
-    for name, oracle in targets:
+    spent = 0.0
+    for i, (name, oracle) in enumerate(targets):
+        # an even split of what is left: a search that stops early leaves its time to the next
+        share = max(template.time_limit - spent, 0.0) / (len(targets) - i)
         before = oracle.queries
         target = oracle.labels(env)
         queries = oracle.queries - before
@@ -245,6 +250,7 @@ def run(args) -> int:
                    f"{len(leaves)} internal leaves)")
         synthesizer = _synthesizer(template, time_limit=share, features=tuple(leaves))
         result = synthesizer.fit(env, target).result_
+        spent += result.stats.seconds
         best = result.best
         pred = predictions(best.program, env)
         searches[name] = {"result": result, "queries": queries,

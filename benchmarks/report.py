@@ -130,6 +130,50 @@ def markdown_table(docs: Sequence[dict], config: dict | None = None) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+
+
+def recovery_svg(docs: Sequence[dict], width: int = 640, height: int = 300) -> str:
+    """A grouped bar chart (plain SVG, no plotting library): fraction of tasks recovered
+    exactly, by number of atoms, one bar per method."""
+    from xml.sax.saxutils import escape
+
+    methods = _methods(docs)
+    atoms = sorted({d["task"]["atoms"] for d in docs}) or [0]
+    left, bottom, top, right = 48, 40, 36, 12
+    plot_w, plot_h = width - left - right, height - top - bottom
+    group_w = plot_w / len(atoms)
+    bar_w = group_w * 0.8 / max(len(methods), 1)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'font-family="sans-serif" font-size="11">',
+           f'<text x="{left}" y="14">exact recovery by number of atoms</text>']
+    for frac in (0, 0.25, 0.5, 0.75, 1):
+        y = top + plot_h * (1 - frac)
+        out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" '
+                   f'stroke="#ddd"/><text x="{left - 6}" y="{y + 4:.1f}" '
+                   f'text-anchor="end">{frac:.0%}</text>')
+    for g, a in enumerate(atoms):
+        group = [d for d in docs if d["task"]["atoms"] == a]
+        x0 = left + g * group_w + group_w * 0.1
+        for m, method in enumerate(methods):
+            rs = [_result(d, method) for d in group]
+            rate = sum(bool(r and r.get("exact")) for r in rs) / max(len(group), 1)
+            h = plot_h * rate
+            out.append(f'<rect x="{x0 + m * bar_w:.1f}" y="{top + plot_h - h:.1f}" '
+                       f'width="{bar_w * 0.95:.1f}" height="{h:.1f}" '
+                       f'fill="{_COLOURS[m % len(_COLOURS)]}"><title>{escape(method)}, '
+                       f'{a} atoms: {rate:.0%} of {len(group)}</title></rect>')
+        out.append(f'<text x="{left + (g + 0.5) * group_w:.1f}" y="{top + plot_h + 16}" '
+                   f'text-anchor="middle">{a}</text>')
+    for m, method in enumerate(methods):
+        x = left + m * 110
+        out.append(f'<rect x="{x}" y="{height - 14}" width="10" height="10" '
+                   f'fill="{_COLOURS[m % len(_COLOURS)]}"/><text x="{x + 14}" '
+                   f'y="{height - 5}">{escape(method)}</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
 def load_results(path: str | Path) -> list[dict]:
     """The task documents of a ``results.json`` (or of the folder holding it)."""
     path = Path(path)

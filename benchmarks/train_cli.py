@@ -131,7 +131,7 @@ def cached_network(program: str, domain_spec: str, settings: TrainSettings,
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("train", help="train a network on a hidden program's labels",
-                            description=__doc__.split("\n\n")[0])
+                            description=__doc__.split("\n\n")[0].replace("``", ""))
     parser.add_argument("--domain", default="grid:113x113", help="input domain (grid:113x113)")
     parser.add_argument("--program", required=True,
                         help="hidden program: Python expression over the inputs "

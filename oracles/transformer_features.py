@@ -40,11 +40,11 @@ from oracles.torch_oracle import TorchOracle
 
 #: Hook points probed for how an atom is represented, with the position read:
 #: ``0``/``1`` are the ``x``/``y`` tokens, ``-1`` the ``=`` token the logits are read at.
+#: (``resid_mid`` there is ``attn_out`` plus a constant, so it is left out.)
 PROBE_POINTS: tuple[tuple[str, str, int], ...] = (
     ("embed[x]", "hook_embed", 0),
     ("embed[y]", "hook_embed", 1),
     ("attn_out", "blocks.0.hook_attn_out", -1),
-    ("resid_mid", "blocks.0.hook_resid_mid", -1),
     ("mlp_pre", "blocks.0.mlp.hook_pre", -1),
     ("mlp_post", "blocks.0.mlp.hook_post", -1),
     ("resid_post", "blocks.0.hook_resid_post", -1),
@@ -56,13 +56,16 @@ class Table:
     """A named function known on a whole grid: shape ``(p,)`` (one number) or ``(p, p)``.
 
     ``share`` is what the table accounts for (explained variance of its
-    principal direction, or the neuron's share of the attribution).
+    principal direction, or the neuron's share of the attribution).  A
+    one-number table applies to the inputs named in ``inputs`` (``None``: to
+    every input, as the shared token embedding does).
     """
 
     name: str
     values: np.ndarray = field(repr=False)
     description: str
     share: float = 0.0
+    inputs: tuple[str, ...] | None = None
 
     @property
     def arity(self) -> int:
@@ -211,7 +214,7 @@ def read_internals(model: HookedTransformer, *, n_embedding: int = 4, n_reads: i
                         f"principal direction {i} of what the top {len(chosen)} MLP neurons "
                         f"read from {name} (additive part of their pre-activation, weighted by "
                         f"their effect on the logit difference; {shares[i]:.1%} of its "
-                        f"variance)", float(shares[i])) for i in range(len(scores))]
+                        f"variance)", float(shares[i]), (name,)) for i in range(len(scores))]
 
     neurons = [Table(f"neuron{i}", grid[:, :, i],
                      f"pre-activation of MLP neuron {i} at the last position "
@@ -276,13 +279,15 @@ def lookup_primitive(name: str, values: np.ndarray, digits: int = 4,
 
 def feature_leaves(tables: Sequence[Table], inputs: Sequence[str] = ("x", "y"),
                    digits: int = 4) -> list[Program]:
-    """Leaves for ``Synthesizer(features=...)``: each one-number table applied to every
-    input, each pair table to ``inputs`` in order."""
+    """Leaves for ``Synthesizer(features=...)``: each one-number table applied to the
+    inputs it is for (every input unless it names some), each pair table to ``inputs``
+    in order."""
     out: list[Program] = []
     for t in tables:
         prim = lookup_primitive(t.name, t.values, digits)
         if t.arity == 1:
-            out += [Apply(prim, (Var(v, INT),)) for v in inputs]
+            out += [Apply(prim, (Var(v, INT),)) for v in inputs
+                    if t.inputs is None or v in t.inputs]
         else:
             out.append(Apply(prim, tuple(Var(v, INT) for v in inputs[:2])))
     return out

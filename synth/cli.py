@@ -52,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_search_options(demo, time_limit=60.0)
     demo.set_defaults(run=run_demo)
 
+    from synth import active, report_cli  # `synth report`, `synth active`
+    report_cli.register(sub)
+    active.register(sub)
+
     for ep in entry_points(group="synth.commands"):
         ep.load()(sub)
     return parser
@@ -100,8 +104,10 @@ def run_search(args) -> int:
     synthesizer = synthesizer_from(args)
     oracle = _oracle(args, domain)
     inputs = domain.all_inputs()
-    synthesizer.fit(inputs, oracle.labels(inputs))
-    report(synthesizer.result_, args.json)
+    labels = oracle.labels(inputs)
+    synthesizer.fit(inputs, labels)
+    from synth.report import grid_data  # the data `synth report` draws heatmaps from
+    report(synthesizer.result_, args.json, extra={"data": grid_data(domain, labels)})
     return 0
 
 
@@ -121,8 +127,10 @@ def run_demo(args) -> int:
     return run(args)
 
 
-def report(result: SearchResult, json_path: str | None, out=None) -> None:
-    """Print the Pareto front as a table and the best program as Python."""
+def report(result: SearchResult, json_path: str | None, out=None,
+           extra: dict | None = None) -> None:
+    """Print the Pareto front as a table and the best program as Python; write
+    the result (with ``extra`` top-level entries) as JSON when a path is given."""
     out = out or sys.stdout
     print(format_front(result), file=out)
     stats = result.stats
@@ -135,7 +143,7 @@ def report(result: SearchResult, json_path: str | None, out=None) -> None:
              if result.best.holdout_fidelity is not None else "") + "):\n", file=out)
     print(result.best.python, file=out)
     if json_path:
-        write_json_atomic(json_path, result.to_json())
+        write_json_atomic(json_path, {**result.to_json(), **(extra or {})})
         print(f"wrote {json_path}", file=out)
 
 

@@ -135,36 +135,45 @@ def shuffled_control(truth: np.ndarray, shape: Sequence[int], seed: int = 0) -> 
 
 # -- probes --------------------------------------------------------------------------------
 
+def reduce_dims(features: np.ndarray, max_dims: int = 32, seed: int = 0) -> np.ndarray:
+    """``features`` standardised and projected on their top ``max_dims`` principal
+    components (computed without any labels, over all rows), so that many probes of
+    one activation point share one cheap, low-dimensional input."""
+    x = np.asarray(features, dtype=np.float64)
+    x = x[:, x.std(axis=0) > 0]
+    if x.shape[1] == 0:
+        return np.zeros((len(x), 0))
+    x = (x - x.mean(axis=0)) / x.std(axis=0)
+    if x.shape[1] <= max_dims:
+        return x
+    from sklearn.decomposition import PCA
+    return PCA(n_components=max_dims, svd_solver="randomized", random_state=seed).fit_transform(x)
+
+
 def probe(features: np.ndarray, truth: np.ndarray, *, folds: int = 3, max_rows: int = 3000,
-          max_dims: int = 64, seed: int = 0) -> float | None:
+          max_dims: int = 32, seed: int = 0) -> float | None:
     """Cross-validated accuracy of a logistic-regression probe for ``truth`` from ``features``.
 
-    Rows are a random sample of at most ``max_rows``; each fold standardises
-    and reduces the features to at most ``max_dims`` principal components fitted
-    on its training rows alone, so test rows are never seen.  ``None`` when the
+    Rows are a random sample of at most ``max_rows``; the probe is scored on
+    held-out folds of it.  Features wider than ``max_dims`` are first reduced
+    (:func:`reduce_dims`; pass reduced features to skip that).  ``None`` when the
     truth is (nearly) constant on the sample.
     """
-    from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
 
     x = np.asarray(features, dtype=np.float64)
+    if x.shape[1] > max_dims:
+        x = reduce_dims(x, max_dims, seed)
     y = np.asarray(truth).astype(int)
     rng = np.random.default_rng(seed)
     rows = rng.permutation(len(y))[:max_rows]
     x, y = x[rows], y[rows]
     if np.bincount(y, minlength=2).min() < folds:
         return None
-    steps = [StandardScaler()]
-    keep = x.std(axis=0) > 0
-    x = x[:, keep]
-    if x.shape[1] == 0:
+    if x.shape[1] == 0 or not (x.std(axis=0) > 0).any():
         return float(max(y.mean(), 1 - y.mean()))
-    if x.shape[1] > max_dims:
-        steps.append(PCA(n_components=max_dims, random_state=seed))
-    model = make_pipeline(*steps, LogisticRegression(max_iter=500, C=1.0))
+    model = LogisticRegression(max_iter=300, C=1.0)
     cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
     return float(cross_val_score(model, x, y, cv=cv).mean())
 
@@ -186,22 +195,29 @@ def top_correlations(values: np.ndarray, truth: np.ndarray, names: Sequence[str]
 
 def atom_representation(truths: Mapping[str, np.ndarray], points: Mapping[str, np.ndarray],
                         shape: Sequence[int], *, units: Mapping[str, tuple[np.ndarray, list[str]]]
-                        = (), folds: int = 3, max_rows: int = 3000, seed: int = 0) -> dict:
+                        = (), folds: int = 3, max_rows: int = 3000, max_dims: int = 32,
+                        seed: int = 0) -> dict:
     """For each atom: probe accuracy from each activation point (with its majority
     baseline and the shuffled control's accuracy), and the most correlated units.
 
     ``points`` maps a point's name to ``(N, D)`` activations; ``units`` maps a
     name to ``(values (N, D), column names)`` searched for correlates (single
-    neurons, named directions).
+    neurons, named directions) over all points.  Probes see one random sample of
+    at most ``max_rows`` points, each point's activations there reduced once to at
+    most ``max_dims`` principal components (:func:`reduce_dims`, label-free).
     """
+    n = int(np.prod(shape))
+    rows = np.sort(np.random.default_rng(seed).permutation(n)[:max_rows])
+    reduced = {name: reduce_dims(np.asarray(acts)[rows], max_dims, seed)
+               for name, acts in points.items()}
     out = {}
     for expr, truth in truths.items():
         truth = np.asarray(truth).astype(bool).ravel()
-        control = shuffled_control(truth, shape, seed)
+        control = shuffled_control(truth, shape, seed)[rows]
         base = float(max(truth.mean(), 1 - truth.mean()))
         decoded = {}
-        for name, acts in points.items():
-            acc = probe(acts, truth, folds=folds, max_rows=max_rows, seed=seed)
+        for name, acts in reduced.items():
+            acc = probe(acts, truth[rows], folds=folds, max_rows=max_rows, seed=seed)
             ctrl = probe(acts, control, folds=folds, max_rows=max_rows, seed=seed)
             decoded[name] = {"accuracy": acc, "control": ctrl}
         entry = {"positive_rate": float(truth.mean()), "majority": base, "probes": decoded}

@@ -165,6 +165,7 @@ def test_small_suite_runs_end_to_end_from_networks(tmp_path):
     assert [r["task"] for r in rows] == ["sum", "mod", "corner"]
     assert all(r["source"] == "network" and r["oracle_agreement"] for r in rows)
     assert "| sum |" in (tmp_path / "out" / "table.md").read_text()
+    assert (tmp_path / "out" / "recovery.svg").read_text().startswith("<svg")
     assert len(list((tmp_path / "cache" / "networks").glob("*.pt"))) == 3
 
 

@@ -260,3 +260,22 @@ def test_published_label_file():
     assert labels.shape == model_labels.shape == (P * P,)
     assert set(np.unique(labels)) == {0, 1}
     assert 0.97 < (labels == model_labels).mean() < 1.0  # the network is imperfect
+
+
+def test_extra_flags_parse_into_the_options_the_command_reads():
+    import argparse
+
+    from benchmarks.casper_transformer import DEFAULTS, _option, add_arguments, json_safe
+    from synth.cli import add_search_options
+    parser = argparse.ArgumentParser()
+    add_search_options(parser)
+    add_arguments(parser)
+    args = parser.parse_args(["--oracle", "table", "--no-internals", "--epochs", "7",
+                              "--n-neurons", "3"])
+    assert (_option(args, "oracle"), _option(args, "internals"), _option(args, "epochs"),
+            _option(args, "n_neurons")) == ("table", False, 7, 3)
+    assert _option(argparse.Namespace(), "probe_rows") == DEFAULTS["probe_rows"]
+    x = Var("x", INT)
+    assert json.dumps(json_safe({"f": (apply("add", x, const(1)),), "a": np.arange(2),
+                                 "inf": float("inf")})) == \
+        '{"f": ["x + 1"], "a": [0, 1], "inf": null}'

@@ -1,0 +1,385 @@
+"""Active queries: ask the oracle only where the answer tells candidates apart.
+
+Labelling a whole domain is the expensive part when the oracle is a live
+network on a large grid (a 1000x1000 grid is a million forward passes), and
+most of those labels say nothing new: far from any decision boundary every
+plausible program agrees.  :class:`ActiveSynthesizer` starts from a small
+random sample of the domain, searches, and then, round after round, queries
+the points where the current hypotheses could still be wrong:
+
+* **disagreement** -- unqueried points on which the best program and the
+  other leading candidates of the Pareto front (top-k by penalised fidelity)
+  give different labels;
+* **boundary** -- unqueried points next to the best program's decision
+  boundary (a grid neighbour gets the other label): a threshold or an offset
+  that is slightly off, or a near-miss such as ``y + x // 2 > 124`` for
+  ``x + 2*y > 250``, is wrong exactly there;
+* **exploration** -- a few uniformly random unqueried points, for regions no
+  candidate has an opinion about.
+
+Candidates are evaluated vectorised on a large random pool of unqueried
+points (the whole rest of the domain when it is small enough).  When the best
+program mispredicts any label of a batch, the search is refitted on everything
+queried so far; otherwise every program any search has put on a front (the
+hall of fame) is just rescored on all labels, so a refit cut short by its time
+limit never loses a program that still explains everything.  It stops when
+the query budget is spent, after ``rounds`` rounds, or once the best program
+has predicted ``patience`` consecutive batches of such adversarial queries
+without a single mistake.  No point is queried twice, so ``queries_`` (the
+oracle's own counter, read before and after) equals the number of labelled
+points.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from dsl.domains import GridDomain
+from synth.pareto import pareto_front, pick_best
+from synth.results import Candidate, SearchResult
+
+
+@dataclass
+class Round:
+    """What one round of active querying did."""
+
+    round: int
+    queried: int  # points labelled so far, after this round
+    new: dict  # points added this round, by how they were chosen
+    best: str  # expression of the best program before this round's queries
+    correct: float | None  # share of this round's new labels the best predicted
+    disagreement_pool: int  # pool points where the leading candidates disagree
+    boundary_pool: int  # pool points next to the best program's boundary
+    refit: bool
+    seconds: float
+
+    def to_json(self) -> dict:
+        return dict(self.__dict__)
+
+
+class ActiveSynthesizer:
+    """Search a grid domain by querying an oracle only where it matters.
+
+    Parameters
+    ----------
+    base: the :class:`~synth.search.Synthesizer` refitted after mistakes (copied;
+        default ``Synthesizer(time_limit=10)``).
+    initial: size of the first, uniformly random sample.
+    batch: points queried per round.
+    budget: most points queried in all (the initial sample included).
+    rounds: most rounds after the initial sample.
+    top_k: leading Pareto candidates (by penalised fidelity) compared for
+        disagreement.
+    pool: unqueried points candidates are evaluated on per round (the whole
+        rest of the domain when it holds no more than this).
+    shares: parts of a batch given to (disagreement, boundary, exploration)
+        points; a share left unused passes to the next kind.
+    patience: stop once the best program predicted this many consecutive
+        batches without an error (``None``: never stop early).
+    holdout: holdout fraction for the refits (``None`` keeps the base's); by
+        default 0, since every query is precious and the disagreement and
+        boundary queries check the program better than held-out random rows.
+    """
+
+    def __init__(self, base=None, *, initial: int = 256, batch: int = 128, budget: int = 4096,
+                 rounds: int = 20, top_k: int = 6, pool: int = 200_000,
+                 shares: tuple[float, float, float] = (0.4, 0.45, 0.15),
+                 patience: int | None = 2, holdout: float | None = 0.0, seed: int = 0,
+                 verbose: bool = False) -> None:
+        self.base = base
+        self.initial = initial
+        self.batch = batch
+        self.budget = budget
+        self.rounds = rounds
+        self.top_k = top_k
+        self.pool = pool
+        self.shares = shares
+        self.patience = patience
+        self.holdout = holdout
+        self.seed = seed
+        self.verbose = verbose
+
+    # -- public API ----------------------------------------------------------
+    def fit(self, domain: GridDomain, oracle) -> ActiveSynthesizer:
+        """Query ``oracle`` on points of ``domain`` and search for its program."""
+        if self.budget < 1 or self.initial < 1 or self.batch < 1:
+            raise ValueError("initial, batch and budget must be positive")
+        start = time.perf_counter()
+        rng = np.random.default_rng(self.seed)
+        self.domain_ = domain
+        before = int(oracle.queries)
+        first = sample_flat(domain, min(self.initial, self.budget, domain.size), rng)
+        self.queried_ = np.sort(first)
+        self.labels_ = _ask(oracle, domain, self.queried_)
+        self.history_: list[Round] = []
+        self.hall_: dict[str, object] = {}  # python source -> program, from every front
+        self._refit()
+        stable = 0
+        self.stopped_ = "budget"
+        for r in range(1, self.rounds + 1):
+            t = time.perf_counter()
+            remaining = min(self.budget - len(self.queried_), domain.size - len(self.queried_))
+            if remaining <= 0:
+                self.stopped_ = "budget" if len(self.queried_) < domain.size else "domain"
+                break
+            chosen, kinds, n_dis, n_bound = self._choose(min(self.batch, remaining), rng)
+            if len(chosen) == 0:
+                self.stopped_ = "domain"
+                break
+            labels = _ask(oracle, domain, chosen)
+            pred = self.best_.program.evaluate(points(domain, chosen)).astype(np.int64)
+            correct = float((pred == labels).mean())
+            order = np.argsort(np.concatenate([self.queried_, chosen]), kind="stable")
+            self.queried_ = np.concatenate([self.queried_, chosen])[order]
+            self.labels_ = np.concatenate([self.labels_, labels])[order]
+            best_text = str(self.best_.program)
+            stable = stable + 1 if correct == 1.0 else 0
+            done = self.patience is not None and stable >= self.patience
+            # a best program that predicted every new label still explains them all:
+            # rescoring the hall of fame is enough, a new search is only for mistakes
+            refit = correct < 1.0
+            if refit:
+                self._refit()
+            else:
+                self._rescore()
+            self.history_.append(Round(r, len(self.queried_), kinds, best_text, correct, n_dis,
+                                       n_bound, refit, time.perf_counter() - t))
+            self._log(f"round {r}: +{len(chosen)} {kinds} -> {len(self.queried_)} queried; "
+                      f"best predicted {correct:.1%}; now {self.best_.program}")
+            if done:
+                self.stopped_ = "converged"
+                break
+        else:
+            self.stopped_ = "rounds"
+        self.queries_ = int(oracle.queries) - before
+        self.seconds_ = time.perf_counter() - start
+        return self
+
+    def predict(self, inputs: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Labels (0/1) of the best program on ``inputs``."""
+        if not hasattr(self, "best_"):
+            raise RuntimeError("call fit() before predict()")
+        return self.best_.program.evaluate(dict(inputs)).astype(np.int64)
+
+    def to_json(self) -> dict:
+        """The last search's JSON (as ``synth search --json`` writes it) plus an
+        ``active`` section (queries, rounds) and a ``data`` section with the
+        queried points and their labels, which ``synth report`` draws."""
+        from synth.report import encode_array
+        data = self.result_.to_json()
+        data["active"] = {
+            "queries": self.queries_, "budget": self.budget, "domain_size": self.domain_.size,
+            "fraction_queried": len(self.queried_) / self.domain_.size,
+            "stopped": self.stopped_, "seconds": self.seconds_,
+            "settings": {k: v for k, v in self.get_params().items() if k != "base"},
+            "rounds": [r.to_json() for r in self.history_],
+        }
+        known = np.zeros(self.domain_.size, dtype=bool)
+        known[self.queried_] = True
+        labels = np.zeros(self.domain_.size, dtype=np.int64)
+        labels[self.queried_] = self.labels_
+        shape = tuple(self.domain_.shape)
+        data["data"] = {"domain": str(self.domain_),
+                        "names": list(self.domain_.names),
+                        "labels": encode_array(labels.reshape(shape)),
+                        "known": encode_array(known.reshape(shape))}
+        return data
+
+    def get_params(self) -> dict:
+        return {k: getattr(self, k) for k in ("base", "initial", "batch", "budget", "rounds",
+                                              "top_k", "pool", "shares", "patience",
+                                              "holdout", "seed")}
+
+    # -- rounds --------------------------------------------------------------
+    def _refit(self) -> None:
+        from synth.search import Synthesizer
+        synthesizer = copy.copy(self.base) if self.base is not None else Synthesizer(
+            time_limit=10.0)
+        if self.holdout is not None:
+            synthesizer.holdout = self.holdout
+        # a new seed each round: other signature samples, other near-ties broken
+        # otherwise, so the hall of fame gathers more diverse rivals
+        synthesizer.seed = int(getattr(synthesizer, "seed", 0)) + len(self.history_)
+        env = points(self.domain_, self.queried_)
+        synthesizer.fit(env, self.labels_, input_types=self.domain_.input_types)
+        self.synthesizer_ = synthesizer
+        for c in synthesizer.result_.pareto:
+            self.hall_.setdefault(c.python, c.program)
+        self._rescore()
+
+    def _rescore(self) -> None:
+        """Score every program any search has put on a front (the hall of fame) on
+        all points queried so far, and keep the front and best of those.
+
+        A refit under a time limit may miss a program an earlier one found; a
+        program that still explains every label must not be lost to that."""
+        synthesizer, last = self.synthesizer_, self.synthesizer_.result_
+        env = points(self.domain_, self.queried_)
+        z = self.labels_.astype(bool)
+        scored = []
+        with np.errstate(all="ignore"):
+            for program in self.hall_.values():
+                pred = np.asarray(program.evaluate(env), dtype=bool)
+                scored.append((program, float((pred == z).mean())))
+        self._scored = scored
+        front = [Candidate.of(p, self.domain_.names, f, None) for p, f in pareto_front(scored)]
+        best = pick_best(front, synthesizer.complexity_penalty)
+        stats = dataclasses.replace(last.stats, queries=len(z))
+        self.result_: SearchResult = SearchResult(best, tuple(front), stats, last.settings)
+        self.best_: Candidate = best
+
+    def _leaders(self) -> list[Candidate]:
+        """The best program first, then the other top-k front members."""
+        penalty = self.synthesizer_.complexity_penalty
+        ranked = sorted(self._scored, key=lambda t: (t[1] - penalty * t[0].size, -t[0].size),
+                        reverse=True)
+        others = [Candidate.of(p, self.domain_.names, f, None) for p, f in ranked
+                  if p != self.best_.program]
+        return [self.best_, *others[: max(0, self.top_k - 1)]]
+
+    def _choose(self, size: int, rng) -> tuple[np.ndarray, dict, int, int]:
+        """``n`` unqueried points: disagreement, then boundary, then random ones."""
+        domain = self.domain_
+        pool = sample_flat(domain, min(self.pool, domain.size - len(self.queried_)), rng,
+                           exclude=self.queried_)
+        env = points(domain, pool)
+        leaders = self._leaders()
+        with np.errstate(all="ignore"):
+            preds = np.stack([np.asarray(c.program.evaluate(env), dtype=bool)
+                              for c in leaders])
+        best = preds[0]
+        # disagreement with rivals that explain the labels (nearly) as well as the
+        # best: a rival refuted by k more queried labels counts exp(-k/2)
+        n = len(self.labels_)
+        excess = np.array([max(0.0, (self.best_.fidelity - c.fidelity) * n)
+                           for c in leaders[1:]])
+        weights = np.exp(-excess / 2)
+        alive = weights > 1e-4
+        score = ((preds[1:][alive] != best) * weights[alive, None]).sum(axis=0)
+        boundary = _boundary_mask(self.best_.program, domain, pool, best)
+        n_dis, n_bound = int((score > 0).sum()), int(boundary.sum())
+
+        taken = np.zeros(len(pool), dtype=bool)
+        quota = [int(round(s * size)) for s in self.shares[:2]]
+        # disagreement points, most disputed first, ties in random order
+        dis = np.flatnonzero(score > 0)
+        dis = dis[np.lexsort((rng.random(len(dis)), -score[dis]))][: quota[0]]
+        taken[dis] = True
+        spare = quota[0] - len(dis)
+        bound = np.flatnonzero(boundary & ~taken)
+        bound = rng.permutation(bound)[: quota[1] + spare]
+        taken[bound] = True
+        rest = np.flatnonzero(~taken)
+        explore = rng.permutation(rest)[: max(0, size - len(dis) - len(bound))]
+        chosen = np.concatenate([dis, bound, explore])
+        kinds = {"disagreement": len(dis), "boundary": len(bound), "random": len(explore)}
+        return np.sort(pool[chosen]), kinds, n_dis, n_bound
+
+    def _log(self, message: str) -> None:
+        if self.verbose:
+            print(message, file=sys.stderr, flush=True)
+
+
+# -- grid helpers ----------------------------------------------------------------
+def points(domain: GridDomain, flat: np.ndarray) -> dict[str, np.ndarray]:
+    """The environment ``{name: values}`` of grid points given by flat (C-order) indices."""
+    coords = np.unravel_index(np.asarray(flat, dtype=np.int64), tuple(domain.shape))
+    return {name: c.astype(np.int64) for name, c in zip(domain.names, coords)}
+
+
+def sample_flat(domain: GridDomain, n: int, rng, exclude: np.ndarray | None = None) -> np.ndarray:
+    """``n`` distinct flat indices of the grid, uniformly at random, none in the
+    sorted array ``exclude``; never materialises the grid (rejection sampling),
+    except when ``n`` is a large part of what is left (then it enumerates)."""
+    size = domain.size
+    exclude = np.zeros(0, dtype=np.int64) if exclude is None else np.asarray(exclude, np.int64)
+    left = size - len(exclude)
+    n = min(int(n), left)
+    if n <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if n > left // 4 and size <= 50_000_000:
+        free = np.setdiff1d(np.arange(size, dtype=np.int64), exclude, assume_unique=True)
+        return np.sort(rng.choice(free, size=n, replace=False))
+    out = np.zeros(0, dtype=np.int64)
+    while len(out) < n:
+        draw = rng.integers(0, size, size=2 * (n - len(out)) + 16, dtype=np.int64)
+        draw = draw[~np.isin(draw, exclude, assume_unique=False)]
+        out = np.union1d(out, draw)
+    return np.sort(rng.choice(out, size=n, replace=False))
+
+
+def _boundary_mask(program, domain: GridDomain, pool: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Pool points with a grid neighbour (one step along one axis) of the other label."""
+    coords = np.unravel_index(pool, tuple(domain.shape))
+    mask = np.zeros(len(pool), dtype=bool)
+    for axis, side in enumerate(domain.shape):
+        for step in (-1, 1):
+            moved = coords[axis] + step
+            inside = (moved >= 0) & (moved < side)
+            env = {name: (np.where(inside, moved, coords[i]) if i == axis else coords[i])
+                   .astype(np.int64) for i, name in enumerate(domain.names)}
+            with np.errstate(all="ignore"):
+                other = np.asarray(program.evaluate(env), dtype=bool)
+            mask |= inside & (other != pred)
+    return mask
+
+
+def _ask(oracle, domain: GridDomain, flat: np.ndarray) -> np.ndarray:
+    labels = np.asarray(oracle.labels(points(domain, flat))).astype(np.int64)
+    values = set(np.unique(labels).tolist())
+    if not values <= {0, 1}:
+        raise ValueError(f"active search needs binary labels; the oracle answered "
+                         f"{sorted(values)[:10]}")
+    return labels
+
+
+# -- command line ------------------------------------------------------------------
+def register(sub: argparse._SubParsersAction) -> None:
+    """``synth active``: ``synth search`` that queries the oracle only where it matters."""
+    from synth.cli import add_search_options
+
+    parser = sub.add_parser("active", help="search a label table or network by active "
+                                           "queries, labelling only a small part of the domain")
+    parser.add_argument("--domain", default="grid:113x113",
+                        help="input domain, e.g. grid:1000x1000")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--labels", help="label table: .npy, or .pkl with --key")
+    source.add_argument("--model", help="trained network: checkpoint or state dict")
+    parser.add_argument("--key", help="key of the label array inside a .pkl file")
+    parser.add_argument("--arch", help="architecture of --model (e.g. mlp)")
+    parser.add_argument("--query-budget", type=int, default=4096,
+                        help="most oracle queries in all (default 4096)")
+    parser.add_argument("--initial", type=int, default=256, help="first random sample")
+    parser.add_argument("--batch", type=int, default=128, help="queries per round")
+    parser.add_argument("--rounds", type=int, default=20, help="most rounds")
+    add_search_options(parser, time_limit=10.0)
+    parser.set_defaults(run=_run)
+
+
+def _run(args) -> int:
+    from dsl.domains import parse_domain
+    from synth.cli import _oracle, report, synthesizer_from
+    from synth.results import write_json_atomic
+
+    domain = parse_domain(args.domain)
+    base = synthesizer_from(args)
+    base.progress = False
+    oracle = _oracle(args, domain)
+    active = ActiveSynthesizer(base, initial=args.initial, batch=args.batch,
+                               budget=args.query_budget, rounds=args.rounds, seed=args.seed,
+                               verbose=not args.quiet).fit(domain, oracle)
+    report(active.result_, None)
+    print(f"\n{active.queries_:,} oracle queries ({active.queries_ / domain.size:.2%} of "
+          f"{domain}) in {len(active.history_)} rounds, {active.seconds_:.1f} s; "
+          f"stopped: {active.stopped_}")
+    if args.json:
+        write_json_atomic(args.json, active.to_json())
+        print(f"wrote {args.json}")
+    return 0

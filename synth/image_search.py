@@ -1,0 +1,440 @@
+"""Searching labelling programs over images: template banks, refinement, the pipeline.
+
+Programs over images read scalar features (``ink(image)``, ``dot(image, T)``)
+and compare them with thresholds.  Which templates ``T`` the search may use
+decides what it can find; they come from three sources, each first-class:
+
+* the **data**: class means, principal components, exemplars
+  (:mod:`dsl.images`);
+* the **network**: aligned input gradients, Jacobian directions, applied
+  first-layer filters, and the exemplars the gradient looks like
+  (:mod:`oracles.templates`);
+* the **user**: hint files (:func:`dsl.images.hint_template`).
+
+Every non-negative template ``T`` (an image: a class mean, an exemplar, a
+hint, a mask) also enters *signed*, as ``2T - 1``: ``dot(image, 2T - 1)``
+counts the image's ink on ``T`` minus its ink off ``T``, which for binary
+images is an affine function of the L1 distance between image and
+template -- template matching in one dot product.
+
+**Refinement** (optional, ``refine`` templates): the best-screened templates
+are adjusted to the oracle's labels on a subset of the queries (the
+*template rows*): a logistic model whose logit is a quadratic in
+``dot(image, w)`` -- a threshold or a band on one linear feature, the shape
+of one fitted atom -- with ``w`` started at the template and kept smooth (a
+penalty on differences of neighbouring pixels).  Nothing about any
+particular labelling is built in; the refined template is a new constant
+(source ``refined(...)``) that the search then uses like any other.  The
+queries outside the template rows were never used to fit any template, and
+fidelity on them is reported separately.
+
+The search itself is the engine's :class:`~synth.search.Synthesizer` over the
+feature bank; its Pareto front is then cut at ``max_size`` nodes.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import scipy.optimize
+
+from dsl.images import (GRID, TEMPLATE_FEATURES, Template, class_mean_templates,
+                        image_features, pca_templates)
+from dsl.primitives import REGISTRY
+from dsl.program import Apply, Program, Var
+from dsl.types import IMAGE
+from synth.pareto import pick_best
+from synth.results import Candidate, SearchResult
+from synth.thresholds import ThresholdIndex
+
+IMAGE_VAR = Var("image", IMAGE)
+#: Arithmetic used over image features (no integer division or moduli).
+IMAGE_PRIMITIVES = ("add", "sub", "mul", "div", "abs", "min", "max", "square", "sqrt")
+
+Log = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def stderr_log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# Templates.
+
+def signed_template(t: Template) -> Template:
+    """``2T - 1`` named ``<name>_signed``: +1 where ``T`` has ink, -1 where it has none."""
+    return Template.from_array(2.0 * t.array - 1.0, f"{t.name}_signed",
+                               source=f"{t.source} signed (2T-1)")
+
+
+def with_signed(templates: Sequence[Template]) -> list[Template]:
+    """The templates, each non-negative one followed by its signed form."""
+    out: list[Template] = []
+    for t in templates:
+        out.append(t)
+        if t.array.min() >= 0 and t.array.max() > 0 and not t.name.endswith("_signed"):
+            out.append(signed_template(t))
+    return list(dict.fromkeys(out))
+
+
+def data_templates(images, classes=None, *, pca: int = 4) -> list[Template]:
+    """Class means (when ``classes`` are given) and ``pca`` principal components."""
+    out: list[Template] = []
+    if classes is not None:
+        out += class_mean_templates(images, classes)
+    if pca:
+        out += pca_templates(images, min(pca, min(len(images), images[0].size)))
+    return out
+
+
+def template_features(t: Template) -> list[Program]:
+    return [Apply(REGISTRY[name], (IMAGE_VAR, t)) for name in TEMPLATE_FEATURES]
+
+
+@dataclass(frozen=True)
+class Screened:
+    """A template's best single predicate on the screening rows."""
+
+    template: Template
+    feature: Program
+    kind: str  # le / gt / in / out
+    fidelity: float
+
+
+def screen_templates(templates: Sequence[Template], images: np.ndarray,
+                     labels: np.ndarray) -> list[Screened]:
+    """Each template's best one-predicate fidelity (over ``dot``, ``cosine``,
+    ``centered_dot`` and every threshold or band), best first."""
+    if not templates:
+        return []
+    env = {"image": images}
+    programs = [f for t in templates for f in template_features(t)]
+    with np.errstate(all="ignore"):
+        values = np.stack([np.asarray(p.evaluate(env), dtype=np.float64) for p in programs])
+    values = np.where(np.isfinite(values), values, 0.0)
+    z = np.asarray(labels).astype(bool)
+    index = ThresholdIndex(values, shortlist=len(programs) + 1)
+    best: dict[Template, Screened] = {}
+    for split in index.best(z, np.ones(len(z)), top=len(programs)):
+        p = programs[split.feature]
+        t = p.args[1]
+        s = Screened(t, p, split.kind, split.correct / len(z))
+        if t not in best or s.fidelity > best[t].fidelity:
+            best[t] = s
+    for t in templates:  # features no predicate beats a constant with
+        best.setdefault(t, Screened(t, template_features(t)[0], "le", float(max(z.mean(),
+                                                                             1 - z.mean()))))
+    return sorted(best.values(), key=lambda s: -s.fidelity)
+
+
+def _laplacian(w: np.ndarray, shape: tuple[int, int]) -> tuple[float, np.ndarray]:
+    """Sum of squared differences of neighbouring pixels, and its gradient."""
+    g = w.reshape(shape)
+    dr, dc = g[1:] - g[:-1], g[:, 1:] - g[:, :-1]
+    grad = np.zeros_like(g)
+    grad[1:] += 2 * dr
+    grad[:-1] -= 2 * dr
+    grad[:, 1:] += 2 * dc
+    grad[:, :-1] -= 2 * dc
+    return float((dr * dr).sum() + (dc * dc).sum()), grad.ravel()
+
+
+def _bce(logit: np.ndarray, z: np.ndarray) -> tuple[float, np.ndarray]:
+    """Mean binary cross-entropy and its derivative in the logits."""
+    loss = np.logaddexp(0.0, logit) - z * logit
+    prob = 0.5 * (1.0 + np.tanh(0.5 * logit))  # a sigmoid that never overflows
+    return float(loss.mean()), (prob - z) / len(z)
+
+
+def refine_template(template: Template, images: np.ndarray, labels: np.ndarray, *,
+                    smooth: float = 10.0, l2: float = 1e-3, iters: int = 150,
+                    name: str | None = None) -> Template:
+    """The template adjusted to the labels (see the module doc).
+
+    Model: ``logit = q*u**2 + p*u + b`` with ``u = (image . w - mu) / sigma``
+    (``mu``, ``sigma`` fixed at the start), loss = mean cross-entropy +
+    ``smooth`` * (neighbour differences of ``w``)^2 / pixels + ``l2`` *
+    |w|^2 / pixels.  ``w`` starts at the template scaled to norm 3; the head
+    ``(q, p, b)`` starts at its best fit for that ``w``.  L-BFGS, ``iters``
+    iterations.  The result is scaled to a largest absolute pixel of 1.
+    """
+    arr = np.asarray(images, dtype=np.float64)
+    shape = arr.shape[1:]
+    x = arr.reshape(len(arr), -1)
+    z = np.asarray(labels, dtype=np.float64)
+    pixels = x.shape[1]
+    w0 = template.array.ravel().astype(np.float64)
+    norm = np.linalg.norm(w0)
+    if norm == 0:
+        raise ValueError(f"template {template.name!r} is blank: nothing to refine")
+    w0 = 3.0 * w0 / norm
+    u0 = x @ w0
+    mu, sigma = float(u0.mean()), float(u0.std()) or 1.0
+
+    def head_loss(h):
+        us = (u0 - mu) / sigma
+        logit = h[0] * us * us + h[1] * us + h[2]
+        loss, d = _bce(logit, z)
+        return loss, np.array([(d * us * us).sum(), (d * us).sum(), d.sum()])
+
+    head = scipy.optimize.minimize(head_loss, np.zeros(3), jac=True, method="L-BFGS-B",
+                                   options={"maxiter": 100}).x
+
+    def loss_and_grad(params):
+        w, (q, p, b) = params[:-3], params[-3:]
+        us = (x @ w - mu) / sigma
+        logit = q * us * us + p * us + b
+        loss, d = _bce(logit, z)
+        du = d * (2 * q * us + p) / sigma
+        grad_w = x.T @ du
+        lap, lap_grad = _laplacian(w, shape)
+        loss += (smooth * lap + l2 * (w @ w)) / pixels
+        grad_w += (smooth * lap_grad + 2 * l2 * w) / pixels
+        return loss, np.concatenate([grad_w, [(d * us * us).sum(), (d * us).sum(), d.sum()]])
+
+    fit = scipy.optimize.minimize(loss_and_grad, np.concatenate([w0, head]), jac=True,
+                                  method="L-BFGS-B", options={"maxiter": int(iters)})
+    w = fit.x[:-3].reshape(shape)
+    peak = w.flat[int(np.argmax(np.abs(w)))]
+    w = w / peak if peak != 0 else w
+    return Template.from_array(w, name or f"{template.name}_refined",
+                               source=f"refined({template.source}) on {len(z)} oracle labels")
+
+
+# ---------------------------------------------------------------------------
+# The pipeline.
+
+@dataclass
+class ImageSearchReport:
+    """What :func:`recover_image_program` found, and how it was checked."""
+
+    result: SearchResult  # the Pareto front cut at max_size, best picked within it
+    templates: list[Template]
+    fidelity: float  # agreement with the oracle on every query
+    fidelity_unseen: float | None  # on queries no template was fitted on
+    template_rows: np.ndarray
+    seconds: float
+    timings: dict[str, float] = field(default_factory=dict)
+    screened: list[Screened] = field(default_factory=list)
+    evidence: dict = field(default_factory=dict)
+
+    @property
+    def best(self) -> Candidate:
+        return self.result.best
+
+    def sources(self) -> dict[str, str]:
+        """``{T_<name>: source}`` for the templates the best program uses."""
+        used = {node for node in self.best.program.walk() if isinstance(node, Template)}
+        return {t.identifier: t.source for t in self.templates if t in used}
+
+    def to_json(self) -> dict:
+        data = self.result.to_json()
+        best = data["best"]
+        best["fidelity_all_queries"] = self.fidelity
+        best["fidelity_unseen_queries"] = self.fidelity_unseen
+        best["template_sources"] = self.sources()
+        if self.evidence:
+            best["evidence"] = self.evidence
+        data["evidence"] = self.evidence
+        data["stats"]["pipeline_seconds"] = self.seconds
+        data["stats"]["timings"] = self.timings
+        data["templates"] = {t.identifier: t.source for t in self.templates}
+        data["screening"] = [{"template": s.template.identifier, "feature": str(s.feature),
+                              "kind": s.kind, "fidelity": round(s.fidelity, 4)}
+                             for s in self.screened[:20]]
+        return data
+
+
+def cut_front(result: SearchResult, max_size: int, penalty: float) -> SearchResult:
+    """The result with its Pareto front cut at ``max_size`` nodes and the best
+    re-picked by penalised fidelity within the cut."""
+    front = tuple(c for c in result.pareto if c.size <= max_size)
+    if not front:
+        raise ValueError(f"no program of at most {max_size} nodes on the front")
+    return replace(result, best=pick_best(front, penalty), pareto=front)
+
+
+def recover_image_program(images: np.ndarray, labels: np.ndarray, *, oracle=None,
+                          classes: np.ndarray | None = None,
+                          user_templates: Sequence[Template] = (), time_limit: float = 240.0,
+                          max_size: int = 15, max_feature_size: int = 3, max_atoms: int = 4,
+                          refine: int | None = None, template_rows: int = 5000,
+                          pca: int = 4, search_templates: int = 40, grid: int = GRID,
+                          evidence: bool = True, seed: int = 0, complexity_penalty: float = 2e-4,
+                          log: Log = _quiet) -> ImageSearchReport:
+    """Find a program of at most ``max_size`` nodes over ``images`` explaining ``labels``.
+
+    ``oracle`` (a TorchOracle, optional) supplies network templates and the
+    decodability evidence; ``classes`` (optional) class means;
+    ``user_templates`` (hints) are taken as given.  ``refine`` templates are
+    refined on the template rows (default: 2, or 0 when user templates are
+    given -- a hint is a hypothesis to test as it is).  ``time_limit`` bounds
+    the whole pipeline; the search gets what the templates leave of it.
+    """
+    start = time.perf_counter()
+    timings: dict[str, float] = {}
+    arr = np.asarray(images, dtype=np.float64)
+    if arr.ndim != 3:
+        raise ValueError(f"images must be (N, H, W), got shape {arr.shape}")
+    z = np.asarray(labels).astype(np.int64)
+    if z.shape != (len(arr),):
+        raise ValueError(f"labels must have shape ({len(arr)},), got {z.shape}")
+    n = len(arr)
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.permutation(n)[: min(template_rows, max(n // 2, 1))])
+    unseen = np.setdiff1d(np.arange(n), rows)
+    if refine is None:
+        refine = 0 if user_templates else 2
+
+    def tick(name: str, since: float) -> float:
+        now = time.perf_counter()
+        timings[name] = round(now - since, 2)
+        return now
+
+    t0 = time.perf_counter()
+    templates = data_templates(arr, classes, pca=pca)
+    t0 = tick("data_templates", t0)
+    if oracle is not None and hasattr(oracle, "input_gradients"):
+        from oracles.templates import network_templates
+        templates += network_templates(oracle, arr[rows].astype(np.float32), z[rows], seed=seed)
+        t0 = tick("network_templates", t0)
+    templates += list(user_templates)
+    templates = with_signed(templates)
+    log(f"{len(templates)} templates: " + ", ".join(t.name for t in templates))
+    screened = screen_templates(templates, arr[rows], z[rows])
+    t0 = tick("screening", t0)
+    for s in screened[:8]:
+        log(f"  screen {s.fidelity:.4f} {s.kind:>3} {s.feature}   [{s.template.source}]")
+    refined = []
+    for s in screened[:refine]:
+        t = refine_template(s.template, arr[rows], z[rows])
+        refined.append(t)
+        log(f"  refined {s.template.name} -> {t.name}")
+    if refined:
+        again = screen_templates(refined, arr[rows], z[rows])
+        for s in again:
+            log(f"  screen {s.fidelity:.4f} {s.kind:>3} {s.feature}   [{s.template.source}]")
+        screened = sorted(screened + again, key=lambda s: -s.fidelity)
+        templates += refined
+        t0 = tick("refinement", t0)
+    chosen = [s.template for s in screened[:search_templates]]
+    features = image_features(chosen, grid=grid)
+
+    from synth.search import Synthesizer
+    reserve = 25.0 if (evidence and oracle is not None) else 0.0
+    budget = max(10.0, time_limit - (time.perf_counter() - start) - reserve)
+    log(f"searching {len(features)} features for {budget:.0f} s")
+    synth = Synthesizer(time_limit=budget, features=features, max_feature_size=max_feature_size,
+                        max_atoms=max_atoms, primitives=IMAGE_PRIMITIVES, seed=seed,
+                        complexity_penalty=complexity_penalty, progress=log is not _quiet)
+    synth.fit({"image": arr}, z)
+    t0 = tick("search", t0)
+    result = cut_front(synth.result_, max_size, complexity_penalty)
+    program = result.best.program
+    pred = np.asarray(program.evaluate({"image": arr})).astype(np.int64)
+    fidelity = float((pred == z).mean())
+    fidelity_unseen = float((pred[unseen] == z[unseen]).mean()) if len(unseen) else None
+    report = ImageSearchReport(result, templates, fidelity, fidelity_unseen, rows,
+                               0.0, timings, screened)
+    if evidence and oracle is not None and hasattr(oracle, "features") and len(unseen) >= 10:
+        from synth.evidence import decodability
+        base = [Apply(REGISTRY["ink"], (IMAGE_VAR,))]
+        report.evidence = decodability(oracle, {"image": arr[unseen].astype(np.float32)},
+                                       program, features=base, seed=seed)
+        report.evidence["fidelity_all_queries"] = fidelity
+        report.evidence["fidelity_unseen_queries"] = fidelity_unseen
+        report.evidence["template_sources"] = report.sources()
+        t0 = tick("evidence", t0)
+    report.seconds = time.perf_counter() - start
+    return report
+
+
+def format_report(report: ImageSearchReport, unseen_label: str = "queries no template "
+                  "was fitted on") -> str:
+    """Fidelity, size, template sources and the evidence table, as text."""
+    from synth.evidence import format_decodability
+    best = report.best
+    n = len(report.template_rows)
+    lines = [f"Fidelity to the network: {report.fidelity:.4f} on all queries"
+             + (f", {report.fidelity_unseen:.4f} on the {unseen_label}"
+                if report.fidelity_unseen is not None else "")
+             + f" (template rows: {n})",
+             f"Size: {best.size} nodes", "Template sources:"]
+    sources = report.sources()
+    lines += [f"  {name}: {src}" for name, src in sources.items()] or ["  (no template)"]
+    if report.evidence:
+        lines += ["", "Evidence: linear decodability from the network's layers "
+                      f"({report.evidence['rows']['test']} held-out images):",
+                  format_decodability(report.evidence)]
+    lines.append(f"\nPipeline: {report.seconds:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in report.timings.items())})")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
+# ``synth search --domain mnist|digits``.
+
+IMAGE_DOMAINS = ("mnist", "digits")
+
+
+def load_domain_images(domain: str) -> tuple[np.ndarray, np.ndarray]:
+    """Images and digit classes of an image domain: the MNIST test set (from
+    ``$SYNTH_DATA_DIR``) or sklearn's 8x8 digits."""
+    from oracles.data import load_digits_images, load_mnist_test
+    if domain == "mnist":
+        return load_mnist_test()
+    if domain == "digits":
+        return load_digits_images()
+    raise ValueError(f"unknown image domain {domain!r}; choose one of {IMAGE_DOMAINS}")
+
+
+def load_user_templates(paths: Sequence[str], shape: tuple[int, int]) -> list[Template]:
+    """Hint files as templates (``hint``, ``hint_2``...), with clear errors."""
+    from dsl.images import hint_template
+    out = []
+    for i, path in enumerate(paths):
+        out.append(hint_template(path, shape, name="hint" if i == 0 else f"hint_{i + 1}"))
+    return out
+
+
+def run_image_search(args, out=sys.stdout) -> int:
+    """``synth search --domain mnist|digits --model FILE --arch ARCH [--hint FILE]``."""
+    from oracles.torch_oracle import TorchOracle
+    from synth.cli import load_primitive_files, report
+    if getattr(args, "labels", None):
+        raise ValueError(f"--domain {args.domain} searches a network's labels: give --model")
+    if args.domain == "digits":
+        import synth.demo_digits  # noqa: F401  (registers the digits-cnn architecture)
+    load_primitive_files(args.primitives)
+    images, classes = load_domain_images(args.domain)
+    hints = [args.hint] if getattr(args, "hint", None) else []
+    user = load_user_templates(hints, images.shape[1:])
+    import torch
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
+    oracle = TorchOracle.from_file(args.model, args.arch)
+    labels = oracle.labels({"image": images})
+    log = _quiet if args.quiet else stderr_log
+    rep = recover_image_program(images, labels, oracle=oracle, classes=classes,
+                                user_templates=user, time_limit=args.time_limit,
+                                max_feature_size=min(args.max_feature_size, 4),
+                                max_atoms=args.max_atoms, seed=args.seed,
+                                refine=getattr(args, "refine", None), log=log)
+    report(rep.result, None, out)
+    print("\n" + format_report(rep), file=out)
+    if args.json:
+        from synth.results import write_json_atomic
+        write_json_atomic(args.json, rep.to_json())
+        print(f"wrote {args.json}", file=out)
+    return 0
+
+
+__all__ = ["IMAGE_PRIMITIVES", "IMAGE_DOMAINS", "signed_template", "with_signed",
+           "data_templates", "screen_templates", "Screened", "refine_template",
+           "ImageSearchReport", "cut_front", "recover_image_program", "format_report",
+           "load_domain_images", "load_user_templates", "run_image_search"]

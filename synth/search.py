@@ -270,8 +270,11 @@ class Synthesizer:
         ranked = sorted((p for p in pairs if joint[p] > max(alone[p[0]], alone[p[1]])),
                         key=lambda p: -joint[p])
         uses: dict[int, int] = {}
-        chosen = []
+        # lines in the plane of two inputs always compete: the plainest atoms of all
+        chosen = [p for p in ranked if pool[p[0]].size == 1 and pool[p[1]].size == 1]
         for i, j in ranked:
+            if (i, j) in chosen:
+                continue
             if uses.get(i, 0) < 2 and uses.get(j, 0) < 2:
                 chosen.append((i, j))
                 uses[i], uses[j] = uses.get(i, 0) + 1, uses.get(j, 0) + 1

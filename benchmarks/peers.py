@@ -98,16 +98,19 @@ def _matrix(env: Mapping[str, np.ndarray], expressions: list[str]) -> np.ndarray
 
 def _tree(columns: Callable[[Mapping[str, np.ndarray]], tuple[np.ndarray, list[str]]]):
     def fit(env, labels, fit_rows, time_limit, seed) -> PeerFit:
-        from sklearn.model_selection import cross_val_score
+        from sklearn.model_selection import StratifiedKFold, cross_val_score
         from sklearn.tree import DecisionTreeClassifier
 
         X, names = columns(env)
         deadline = time.perf_counter() + time_limit
+        # shuffled folds: rows come in grid order, and contiguous folds would be slabs
+        # of x, scoring extrapolation rather than fit
+        folds = StratifiedKFold(3, shuffle=True, random_state=seed)
         scores: dict[int, float] = {}
         for depth in range(1, 13):
             clf = DecisionTreeClassifier(max_depth=depth, random_state=seed)
             scores[depth] = float(np.mean(cross_val_score(clf, X[fit_rows], labels[fit_rows],
-                                                          cv=3)))
+                                                          cv=folds)))
             if scores[depth] == 1.0 or time.perf_counter() > deadline:
                 break
         best = max(scores.values())

@@ -59,9 +59,15 @@ class TrainSettings:
             raise ValueError(f"train fraction must be in (0, 1), got {self.train_fraction}")
 
 
+#: Stream of the training split, apart from the seed's plain stream: the engine draws
+#: its held-out rows from ``default_rng(seed)``, and drawing the split from the same
+#: stream would nest them in the training half (held-out fidelity would then read 1.0).
+SPLIT_STREAM = 0x5B1D
+
+
 def train_split(domain: GridDomain, seed: int, fraction: float = 0.5) -> np.ndarray:
     """The rows a network trains on: a fixed fraction of the domain, drawn from ``seed``."""
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng([seed, SPLIT_STREAM])
     return np.sort(rng.permutation(domain.size)[: int(domain.size * fraction)])
 
 
@@ -109,8 +115,8 @@ def cached_network(program: str, domain_spec: str, settings: TrainSettings,
 
     domain = parse_domain(domain_spec)
     hidden = load_hidden(program, domain.names)
-    key = json.dumps({"program": hidden.source, "domain": str(domain), **asdict(settings)},
-                     sort_keys=True)
+    key = json.dumps({"program": hidden.source, "domain": str(domain), **asdict(settings),
+                      "split_stream": SPLIT_STREAM}, sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:20]
     folder = (root or cache_dir()) / "networks"
     path, meta = folder / f"{settings.arch}-{digest}.pt", folder / f"{settings.arch}-{digest}.json"

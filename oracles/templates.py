@@ -20,6 +20,9 @@ from the *data* (class means, principal components, exemplars) live in
   clearly positive (negative): a region mask.
 * ``conv1_<c>``: each first-layer filter *applied*: where channel ``c``
   responds more on positive-labelled than on negative-labelled images.
+* ``grad_exemplar_<i>``: the data images whose signed form (``2x - 1``)
+  lines up best with the aligned gradient: what the network's sensitivity
+  looks like, as a real image.
 
 Every template is scaled to a largest absolute pixel of 1 with that pixel
 positive (signs of gradient directions are arbitrary: thresholds and bands
@@ -177,10 +180,12 @@ def network_aligned_exemplars(images, direction: np.ndarray, k: int) -> np.ndarr
 
 
 def network_templates(oracle, images, labels=None, *, exemplars: int = 3,
-                      filters: bool = True, **kwargs) -> list[Template]:
+                      filters: bool = True, row_ids: Sequence[int] | None = None,
+                      **kwargs) -> list[Template]:
     """All network templates: gradients (:func:`gradient_templates`), applied
     first-layer filters (when the network has a Conv2d and ``labels`` are
-    given), and the ``exemplars`` images most like the aligned gradient."""
+    given), and the ``exemplars`` images most like the aligned gradient,
+    named by ``row_ids[i]`` (default ``i``): their rows in the caller's data."""
     out = gradient_templates(oracle, images, **kwargs)
     if filters and labels is not None:
         try:
@@ -190,9 +195,11 @@ def network_templates(oracle, images, labels=None, *, exemplars: int = 3,
     if exemplars > 0:
         aligned = next(t for t in out if t.name == "grad_aligned")
         arr = _images(images)
+        ids = np.arange(len(arr)) if row_ids is None else np.asarray(row_ids)
         for i in network_aligned_exemplars(arr, aligned.array, exemplars):
-            out.append(Template.from_array(arr[int(i)], f"exemplar_{int(i)}",
-                                           source=f"exemplar:{int(i)} (aligned with "
+            k = int(ids[int(i)])
+            out.append(Template.from_array(arr[int(i)], f"grad_exemplar_{k}",
+                                           source=f"exemplar:{k} (aligned with "
                                                   f"network:grad-aligned)"))
     return out
 

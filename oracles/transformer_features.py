@@ -30,7 +30,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from dsl.primitives import REGISTRY, Primitive
 from dsl.program import Apply, Program, Var
@@ -114,7 +113,8 @@ def logit_direction(model: HookedTransformer) -> np.ndarray:
 # -- embedding and read directions --------------------------------------------------
 
 def _orient(scores: np.ndarray) -> np.ndarray:
-    """Fix a principal score's sign: rising with the number on balance, else largest entry positive."""
+    """Fix a principal score's sign: rising with the number on balance, else with its
+    largest entry positive."""
     n = np.arange(len(scores))
     r = np.corrcoef(scores, n)[0, 1] if scores.std() > 0 else 0.0
     if abs(r) > 1e-6:
@@ -129,7 +129,9 @@ def _pcs(matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     u, s, _ = np.linalg.svd(centred, full_matrices=False)
     k = min(k, len(s))
     total = float((s**2).sum()) or 1.0
-    scores = np.stack([_orient(u[:, i] * s[i]) for i in range(k)]) if k else np.zeros((0, len(matrix)))
+    if not k:
+        return np.zeros((0, len(matrix))), np.zeros(0)
+    scores = np.stack([_orient(u[:, i] * s[i]) for i in range(k)])
     return scores, (s[:k] ** 2) / total
 
 
@@ -311,9 +313,3 @@ def probe_activations(oracle: TorchOracle, env: Mapping[str, np.ndarray],
     acts = activations(oracle, env, hooks)
     return {label: acts[hook][:, pos].reshape(len(acts[hook]), -1)
             for label, hook, pos in points}
-
-
-def set_torch_threads(n: int | None) -> None:
-    """Cap torch's intra-op threads (a loaded machine runs faster with fewer)."""
-    if n:
-        torch.set_num_threads(int(n))

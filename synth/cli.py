@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--model", help="trained network: checkpoint or state dict")
     search.add_argument("--key", help="key of the label array inside a .pkl file")
     search.add_argument("--arch", help="architecture of --model (e.g. mlp)")
+    search.add_argument("--hint", help="image domains (mnist, digits): a user template, "
+                                       "an image file or .npy")
     add_search_options(search)
     search.set_defaults(run=run_search)
 
@@ -99,6 +101,9 @@ def synthesizer_from(args):
 
 
 def run_search(args) -> int:
+    if args.domain in ("mnist", "digits"):  # images: templates, then the search
+        from synth.image_search import run_image_search
+        return run_image_search(args)
     from dsl.domains import parse_domain
     domain = parse_domain(args.domain)
     synthesizer = synthesizer_from(args)

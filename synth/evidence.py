@@ -9,9 +9,9 @@ For every scalar feature of the program (a subprogram reading the inputs,
 such as ``dot(image, T_hint)``) and every layer, a ridge regression
 (``RidgeCV``: the penalty chosen by efficient leave-one-out
 cross-validation) is fitted on part of the rows and scored by R^2 on the
-rest.  Boolean subprograms (the program itself, its atoms) get a linear classifier
-(``RidgeClassifierCV``) scored by held-out accuracy beside the majority-class
-rate.  The same decoders on a control feature -- the
+rest.  Boolean subprograms (the program itself, its atoms) get a ridge
+classifier (regression on +-1, the sign decides) scored by held-out accuracy
+beside the majority-class rate.  The same decoders on a control feature -- the
 feature's values shuffled across rows -- give the chance level.
 
 Works with any oracle whose ``features(inputs, names)`` returns (N, D)
@@ -102,40 +102,36 @@ def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nd
     return ((train - mean) / std)[:, keep], ((test - mean) / std)[:, keep]
 
 
-def ridge_r2(acts: np.ndarray, target: np.ndarray, train: np.ndarray,
-             test: np.ndarray) -> float:
-    """Held-out R^2 of a RidgeCV decoder of ``target`` from ``acts`` (rows = samples)."""
+def decode_layer(acts: np.ndarray, targets: np.ndarray, train: np.ndarray,
+                 test: np.ndarray) -> np.ndarray:
+    """Held-out predictions of every target column from one layer's activations.
+
+    One ``RidgeCV`` fit per layer, all targets at once (``alpha_per_target``:
+    each target gets the penalty its own leave-one-out error prefers), on
+    standardised activations and standardised targets.  Returns the
+    predictions on the ``test`` rows in the targets' own units, (len(test), T).
+    """
     from sklearn.linear_model import RidgeCV
 
     a_train, a_test = _standardise(acts[train], acts[test])
-    y = np.asarray(target, dtype=np.float64)
-    if a_train.shape[1] == 0 or y[train].std() == 0:
-        return 0.0
-    mu, sd = y[train].mean(), y[train].std()
-    model = RidgeCV(alphas=np.logspace(-2, 5, 15)).fit(a_train, (y[train] - mu) / sd)
-    pred = model.predict(a_test) * sd + mu
-    resid = ((y[test] - pred) ** 2).sum()
-    total = ((y[test] - y[test].mean()) ** 2).sum()
-    return float(1.0 - resid / total) if total > 0 else 0.0
+    y = np.asarray(targets, dtype=np.float64)
+    mu, sd = y[train].mean(axis=0), y[train].std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    if a_train.shape[1] == 0:
+        return np.broadcast_to(mu, (len(test), y.shape[1])).copy()
+    model = RidgeCV(alphas=np.logspace(-2, 5, 15), alpha_per_target=True)
+    model.fit(a_train, (y[train] - mu) / sd)
+    return model.predict(a_test).reshape(len(test), -1) * sd + mu
 
 
-def classifier_accuracy(acts: np.ndarray, target: np.ndarray, train: np.ndarray,
-                        test: np.ndarray) -> float:
-    """Held-out accuracy of a linear decoder of boolean ``target``
-    (``RidgeClassifierCV``: the penalty chosen by leave-one-out CV)."""
-    from sklearn.linear_model import RidgeClassifierCV
-
-    z = np.asarray(target).astype(bool)
-    a_train, a_test = _standardise(acts[train], acts[test])
-    if a_train.shape[1] == 0 or z[train].all() or not z[train].any():
-        return float(max(z[test].mean(), 1 - z[test].mean()))
-    model = RidgeClassifierCV(alphas=np.logspace(-2, 5, 15)).fit(a_train, z[train])
-    return float((model.predict(a_test) == z[test]).mean())
+def _r2(truth: np.ndarray, pred: np.ndarray) -> float:
+    total = ((truth - truth.mean()) ** 2).sum()
+    return float(1.0 - ((truth - pred) ** 2).sum() / total) if total > 0 else 0.0
 
 
 def decodability(oracle, inputs: Mapping[str, np.ndarray], program: Program, *,
                  layers: Sequence[str] | None = None, features: Sequence[Program] = (),
-                 max_rows: int = 3000, test_fraction: float = 0.5, seed: int = 0,
+                 max_rows: int = 2000, test_fraction: float = 0.5, seed: int = 0,
                  control: bool = True) -> dict:
     """How well each feature (and atom) of ``program`` is linearly decodable
     from each layer of ``oracle`` on held-out rows of ``inputs``.
@@ -146,7 +142,7 @@ def decodability(oracle, inputs: Mapping[str, np.ndarray], program: Program, *,
 
         {"method": ..., "rows": {"train": n, "test": m}, "layers": [...],
          "features": [{"feature": "dot(image, T_x)", "r2": {layer: r2}}, ...],
-         "control": {"r2": {layer: r2 of a shuffled feature}},
+         "control": {"feature": ..., "r2": {layer: r2 of a shuffled feature}},
          "atoms": [{"atom": "...", "accuracy": {layer: acc}, "majority": p}, ...]}
     """
     names = list(layers) if layers is not None else default_layers(oracle)
@@ -157,36 +153,44 @@ def decodability(oracle, inputs: Mapping[str, np.ndarray], program: Program, *,
     if len(rows) < 10:
         raise ValueError(f"decodability needs at least 10 rows, got {len(rows)}")
     train, test = _split(len(rows), test_fraction, seed)
-    acts = oracle.features(env, names)
     feats = list(dict.fromkeys([*program_features(program), *features]))
     with np.errstate(all="ignore"):
         values = [np.asarray(f.evaluate(env), dtype=np.float64) for f in feats]
-    out_feats = []
-    for f, v in zip(feats, values):
-        v = np.where(np.isfinite(v), v, 0.0)
-        out_feats.append({"feature": str(f),
-                          "r2": {name: round(ridge_r2(acts[name], v, train, test), 4)
-                                 for name in names}})
-    result = {"method": "linear decoding on held-out rows: RidgeCV (leave-one-out CV over "
-                        "the penalty) scored by R^2; RidgeClassifierCV scored by accuracy "
-                        "for boolean atoms",
-              "rows": {"train": int(len(train)), "test": int(len(test))},
-              "layers": names, "features": out_feats}
+    values = [np.where(np.isfinite(v), v, 0.0) for v in values]
+    atoms = [a for a in dict.fromkeys([program, *program_atoms(program)])
+             if a.type is BOOL and a.inputs]
+    truths = [np.asarray(a.evaluate(env)).astype(bool) for a in atoms]
+    columns = list(values)
     if control and values:
-        shuffled = rng.permutation(values[0])
+        columns.append(rng.permutation(values[0]))
+    columns += [np.where(z, 1.0, -1.0) for z in truths]  # a ridge classifier's +-1 targets
+    if not columns:
+        raise ValueError(f"program {program} reads no input: nothing to decode")
+    targets = np.stack(columns, axis=1)
+    r2 = {name: [] for name in names}
+    acc = {name: [] for name in names}
+    k = len(columns) - len(truths)
+    for name in names:
+        acts = oracle.features(env, [name])[name]
+        pred = decode_layer(acts, targets, train, test)
+        r2[name] = [_r2(targets[test, j], pred[:, j]) for j in range(k)]
+        acc[name] = [float(((pred[:, k + j] > 0) == z[test]).mean())
+                     for j, z in enumerate(truths)]
+    result = {"method": "linear decoding on held-out rows: RidgeCV (penalty chosen per "
+                        "target by leave-one-out CV) on standardised activations, scored by "
+                        "R^2 for features and by accuracy (ridge classifier) for boolean atoms",
+              "rows": {"train": int(len(train)), "test": int(len(test))},
+              "layers": names,
+              "features": [{"feature": str(f),
+                            "r2": {name: round(r2[name][j], 4) for name in names}}
+                           for j, f in enumerate(feats)]}
+    if control and values:
         result["control"] = {"feature": f"{feats[0]} shuffled across rows",
-                             "r2": {name: round(ridge_r2(acts[name], shuffled, train, test), 4)
-                                    for name in names}}
-    atoms = []
-    for atom in list(dict.fromkeys([program, *program_atoms(program)])):
-        if atom.type is not BOOL or not atom.inputs:
-            continue
-        z = np.asarray(atom.evaluate(env)).astype(bool)
-        majority = float(max(z[test].mean(), 1 - z[test].mean()))
-        atoms.append({"atom": str(atom), "majority": round(majority, 4),
-                      "accuracy": {name: round(classifier_accuracy(acts[name], z, train, test), 4)
-                                   for name in names}})
-    result["atoms"] = atoms
+                             "r2": {name: round(r2[name][len(feats)], 4) for name in names}}
+    result["atoms"] = [{"atom": str(a),
+                        "majority": round(float(max(z[test].mean(), 1 - z[test].mean())), 4),
+                        "accuracy": {name: round(acc[name][j], 4) for name in names}}
+                       for j, (a, z) in enumerate(zip(atoms, truths))]
     return result
 
 
@@ -213,5 +217,5 @@ def format_decodability(evidence: Mapping) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["default_layers", "program_features", "program_atoms", "ridge_r2",
-           "classifier_accuracy", "decodability", "format_decodability"]
+__all__ = ["default_layers", "program_features", "program_atoms", "decode_layer",
+           "decodability", "format_decodability"]

@@ -4,8 +4,8 @@ Programs over images read scalar features (``ink(image)``, ``dot(image, T)``)
 and compare them with thresholds.  Which templates ``T`` the search may use
 decides what it can find; they come from three sources, each first-class:
 
-* the **data**: class means, principal components, exemplars
-  (:mod:`dsl.images`);
+* the **data**: class means, the most typical member of each class,
+  principal components (:mod:`dsl.images`);
 * the **network**: aligned input gradients, Jacobian directions, applied
   first-layer filters, and the exemplars the gradient looks like
   (:mod:`oracles.templates`);
@@ -42,7 +42,7 @@ import numpy as np
 import scipy.optimize
 
 from dsl.images import (GRID, TEMPLATE_FEATURES, Template, class_mean_templates,
-                        image_features, pca_templates)
+                        exemplar_templates, image_features, pca_templates)
 from dsl.primitives import REGISTRY
 from dsl.program import Apply, Program, Var
 from dsl.types import IMAGE
@@ -84,11 +84,28 @@ def with_signed(templates: Sequence[Template]) -> list[Template]:
     return list(dict.fromkeys(out))
 
 
+def class_exemplars(images, classes) -> list[int]:
+    """Per class, the image most like its class mean (highest cosine): a real
+    typical member, where the mean is a blur of many."""
+    arr = np.asarray(images, dtype=np.float64).reshape(len(images), -1)
+    labels = np.asarray(classes)
+    out = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        mean = arr[members].mean(axis=0)
+        norms = np.linalg.norm(arr[members], axis=1) * np.linalg.norm(mean)
+        score = np.where(norms > 0, arr[members] @ mean / np.where(norms > 0, norms, 1), -1)
+        out.append(int(members[int(np.argmax(score))]))
+    return out
+
+
 def data_templates(images, classes=None, *, pca: int = 4) -> list[Template]:
-    """Class means (when ``classes`` are given) and ``pca`` principal components."""
+    """Class means and the most typical member of each class (when ``classes``
+    are given), and ``pca`` principal components."""
     out: list[Template] = []
     if classes is not None:
         out += class_mean_templates(images, classes)
+        out += exemplar_templates(images, class_exemplars(images, classes))
     if pca:
         out += pca_templates(images, min(pca, min(len(images), images[0].size)))
     return out
@@ -211,6 +228,16 @@ def refine_template(template: Template, images: np.ndarray, labels: np.ndarray, 
 # ---------------------------------------------------------------------------
 # The pipeline.
 
+def search_split(n: int, seed: int, holdout: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, held-out rows) as :class:`~synth.search.Synthesizer` draws
+    them for ``n`` queries and ``seed``: templates are fitted inside its fit
+    rows, so its held-out fidelity stays honest (the tests check the two agree)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n)
+    n_hold = int(round(holdout * n)) if n > 10 else 0
+    return np.sort(order[n_hold:]), np.sort(order[:n_hold])
+
+
 @dataclass
 class ImageSearchReport:
     """What :func:`recover_image_program` found, and how it was checked."""
@@ -261,24 +288,32 @@ def cut_front(result: SearchResult, max_size: int, penalty: float) -> SearchResu
     return replace(result, best=pick_best(front, penalty), pareto=front)
 
 
-def recover_image_program(images: np.ndarray, labels: np.ndarray, *, oracle=None,
-                          classes: np.ndarray | None = None,
-                          user_templates: Sequence[Template] = (), time_limit: float = 240.0,
-                          max_size: int = 15, max_feature_size: int = 3, max_atoms: int = 4,
-                          refine: int | None = None, template_rows: int = 5000,
-                          pca: int = 4, search_templates: int = 40, grid: int = GRID,
-                          evidence: bool = True, seed: int = 0, complexity_penalty: float = 2e-4,
-                          log: Log = _quiet) -> ImageSearchReport:
-    """Find a program of at most ``max_size`` nodes over ``images`` explaining ``labels``.
+@dataclass
+class TemplateBank:
+    """Templates from every source, screened (best first), with the rows used to fit any."""
 
-    ``oracle`` (a TorchOracle, optional) supplies network templates and the
-    decodability evidence; ``classes`` (optional) class means;
-    ``user_templates`` (hints) are taken as given.  ``refine`` templates are
-    refined on the template rows (default: 2, or 0 when user templates are
-    given -- a hint is a hypothesis to test as it is).  ``time_limit`` bounds
-    the whole pipeline; the search gets what the templates leave of it.
-    """
-    start = time.perf_counter()
+    templates: list[Template]
+    screened: list[Screened]
+    rows: np.ndarray  # template rows: refinement and screening saw these queries
+    unseen: np.ndarray  # the other queries
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def chosen(self, k: int) -> list[Template]:
+        """The ``k`` best-screened templates."""
+        return [s.template for s in self.screened[:k]]
+
+
+def build_template_bank(images: np.ndarray, labels: np.ndarray, *, oracle=None,
+                        classes: np.ndarray | None = None,
+                        user_templates: Sequence[Template] = (), refine: int | None = None,
+                        template_rows: int = 5000, pca: int = 4, seed: int = 0,
+                        holdout: float = 0.2, log: Log = _quiet) -> TemplateBank:
+    """Templates from the data, the network (when ``oracle`` has input
+    gradients) and the user, their signed forms, screened on the template
+    rows (a random half of the queries, at most ``template_rows``, drawn from
+    the rows the search will fit: never its held-out rows), and the
+    ``refine`` best refined there (default 2, or 0 when user templates are
+    given: a hint is a hypothesis to test as it is)."""
     timings: dict[str, float] = {}
     arr = np.asarray(images, dtype=np.float64)
     if arr.ndim != 3:
@@ -287,8 +322,10 @@ def recover_image_program(images: np.ndarray, labels: np.ndarray, *, oracle=None
     if z.shape != (len(arr),):
         raise ValueError(f"labels must have shape ({len(arr)},), got {z.shape}")
     n = len(arr)
-    rng = np.random.default_rng(seed)
-    rows = np.sort(rng.permutation(n)[: min(template_rows, max(n // 2, 1))])
+    fit_rows, _ = search_split(n, seed, holdout)
+    rng = np.random.default_rng([seed, 1])
+    take = min(template_rows, max(n // 2, 1), len(fit_rows))
+    rows = np.sort(rng.choice(fit_rows, size=take, replace=False))
     unseen = np.setdiff1d(np.arange(n), rows)
     if refine is None:
         refine = 0 if user_templates else 2
@@ -303,55 +340,84 @@ def recover_image_program(images: np.ndarray, labels: np.ndarray, *, oracle=None
     t0 = tick("data_templates", t0)
     if oracle is not None and hasattr(oracle, "input_gradients"):
         from oracles.templates import network_templates
-        templates += network_templates(oracle, arr[rows].astype(np.float32), z[rows], seed=seed)
+        templates += network_templates(oracle, arr[rows].astype(np.float32), z[rows],
+                                       row_ids=rows, seed=seed)
         t0 = tick("network_templates", t0)
     templates += list(user_templates)
     templates = with_signed(templates)
     log(f"{len(templates)} templates: " + ", ".join(t.name for t in templates))
     screened = screen_templates(templates, arr[rows], z[rows])
     t0 = tick("screening", t0)
-    for s in screened[:8]:
-        log(f"  screen {s.fidelity:.4f} {s.kind:>3} {s.feature}   [{s.template.source}]")
-    refined = []
-    for s in screened[:refine]:
-        t = refine_template(s.template, arr[rows], z[rows])
-        refined.append(t)
-        log(f"  refined {s.template.name} -> {t.name}")
+    for s in screened[:6]:
+        log(f"  screened {s.fidelity:.4f} {s.kind:>3} {s.feature}   [{s.template.source}]")
+    refined = [refine_template(s.template, arr[rows], z[rows]) for s in screened[:refine]]
     if refined:
         again = screen_templates(refined, arr[rows], z[rows])
         for s in again:
-            log(f"  screen {s.fidelity:.4f} {s.kind:>3} {s.feature}   [{s.template.source}]")
+            log(f"  refined  {s.fidelity:.4f} {s.kind:>3} {s.feature}   [{s.template.source}]")
         screened = sorted(screened + again, key=lambda s: -s.fidelity)
         templates += refined
-        t0 = tick("refinement", t0)
-    chosen = [s.template for s in screened[:search_templates]]
-    features = image_features(chosen, grid=grid)
+        tick("refinement", t0)
+    return TemplateBank(templates, screened, rows, unseen, timings)
+
+
+def recover_image_program(images: np.ndarray, labels: np.ndarray, *, oracle=None,
+                          classes: np.ndarray | None = None,
+                          user_templates: Sequence[Template] = (), time_limit: float = 240.0,
+                          max_size: int = 15, max_feature_size: int = 3, max_atoms: int = 4,
+                          beam_width: int = 4, refine: int | None = None,
+                          template_rows: int = 5000, pca: int = 4, search_templates: int = 40,
+                          grid: int = GRID, evidence: bool = True, seed: int = 0,
+                          complexity_penalty: float = 2e-4,
+                          log: Log = _quiet) -> ImageSearchReport:
+    """Find a program of at most ``max_size`` nodes over ``images`` explaining ``labels``.
+
+    ``oracle`` (a TorchOracle, optional) supplies network templates and the
+    decodability evidence; ``classes`` (optional) class means;
+    ``user_templates`` (hints) are taken as given.  See
+    :func:`build_template_bank` for ``refine``.  The search reads the
+    scalar image features plus ``dot``/``cosine``/``centered_dot`` with the
+    ``search_templates`` best-screened templates.  ``time_limit`` bounds the
+    whole pipeline; the search gets what the templates leave of it.
+    """
+    start = time.perf_counter()
+    arr = np.asarray(images, dtype=np.float64)
+    z = np.asarray(labels).astype(np.int64)
+    bank = build_template_bank(arr, z, oracle=oracle, classes=classes,
+                               user_templates=user_templates, refine=refine,
+                               template_rows=template_rows, pca=pca, seed=seed, log=log)
+    timings = dict(bank.timings)
+    features = image_features(bank.chosen(search_templates), grid=grid)
 
     from synth.search import Synthesizer
-    reserve = 25.0 if (evidence and oracle is not None) else 0.0
+    reserve = 30.0 if (evidence and oracle is not None) else 0.0
     budget = max(10.0, time_limit - (time.perf_counter() - start) - reserve)
-    log(f"searching {len(features)} features for {budget:.0f} s")
+    log(f"searching {len(features)} features for at most {budget:.0f} s")
+    t0 = time.perf_counter()
     synth = Synthesizer(time_limit=budget, features=features, max_feature_size=max_feature_size,
-                        max_atoms=max_atoms, primitives=IMAGE_PRIMITIVES, seed=seed,
+                        max_atoms=max_atoms, beam_width=beam_width,
+                        primitives=IMAGE_PRIMITIVES, seed=seed,
                         complexity_penalty=complexity_penalty, progress=log is not _quiet)
     synth.fit({"image": arr}, z)
-    t0 = tick("search", t0)
+    timings["search"] = round(time.perf_counter() - t0, 2)
     result = cut_front(synth.result_, max_size, complexity_penalty)
     program = result.best.program
     pred = np.asarray(program.evaluate({"image": arr})).astype(np.int64)
     fidelity = float((pred == z).mean())
+    unseen = bank.unseen
     fidelity_unseen = float((pred[unseen] == z[unseen]).mean()) if len(unseen) else None
-    report = ImageSearchReport(result, templates, fidelity, fidelity_unseen, rows,
-                               0.0, timings, screened)
+    report = ImageSearchReport(result, bank.templates, fidelity, fidelity_unseen, bank.rows,
+                               0.0, timings, bank.screened)
     if evidence and oracle is not None and hasattr(oracle, "features") and len(unseen) >= 10:
         from synth.evidence import decodability
+        t0 = time.perf_counter()
         base = [Apply(REGISTRY["ink"], (IMAGE_VAR,))]
         report.evidence = decodability(oracle, {"image": arr[unseen].astype(np.float32)},
                                        program, features=base, seed=seed)
         report.evidence["fidelity_all_queries"] = fidelity
         report.evidence["fidelity_unseen_queries"] = fidelity_unseen
         report.evidence["template_sources"] = report.sources()
-        t0 = tick("evidence", t0)
+        timings["evidence"] = round(time.perf_counter() - t0, 2)
     report.seconds = time.perf_counter() - start
     return report
 
@@ -367,13 +433,17 @@ def format_report(report: ImageSearchReport, unseen_label: str = "queries no tem
                 if report.fidelity_unseen is not None else "")
              + f" (template rows: {n})",
              f"Size: {best.size} nodes", "Template sources:"]
+    if best.holdout_fidelity is not None:
+        lines.insert(1, f"Fidelity on the search's held-out queries (no template, no "
+                        f"threshold fitted on them): {best.holdout_fidelity:.4f}")
     sources = report.sources()
     lines += [f"  {name}: {src}" for name, src in sources.items()] or ["  (no template)"]
     if report.evidence:
         lines += ["", "Evidence: linear decodability from the network's layers "
                       f"({report.evidence['rows']['test']} held-out images):",
                   format_decodability(report.evidence)]
-    lines.append(f"\nPipeline: {report.seconds:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in report.timings.items())})")
+    steps = ", ".join(f"{k} {v:.1f} s" for k, v in report.timings.items())
+    lines.append(f"\nPipeline: {report.seconds:.1f} s ({steps})")
     return "\n".join(lines)
 
 
@@ -381,6 +451,7 @@ def format_report(report: ImageSearchReport, unseen_label: str = "queries no tem
 # ``synth search --domain mnist|digits``.
 
 IMAGE_DOMAINS = ("mnist", "digits")
+IMAGE_SHAPES = {"mnist": (28, 28), "digits": (8, 8)}
 
 
 def load_domain_images(domain: str) -> tuple[np.ndarray, np.ndarray]:
@@ -403,28 +474,47 @@ def load_user_templates(paths: Sequence[str], shape: tuple[int, int]) -> list[Te
     return out
 
 
-def run_image_search(args, out=sys.stdout) -> int:
+def atoms_within(max_size: int) -> int:
+    """Most atoms a formula of ``max_size`` nodes can hold: an atom is at
+    least 4 nodes (``ink(image) > t``), each joint one more."""
+    return max(1, (max_size + 1) // 5)
+
+
+def search_settings(args) -> dict:
+    """:func:`recover_image_program` keywords from the search options of a
+    command line (``synth.cli.add_search_options`` and ``--hint``/``--refine``/
+    ``--max-size``).  Image leaves already cost 2-3 nodes, so features are
+    enumerated to at most 4 nodes and formulas to what ``--max-size`` holds."""
+    max_size = int(getattr(args, "max_size", 15) or 15)
+    return {"time_limit": args.time_limit, "seed": args.seed, "max_size": max_size,
+            "max_feature_size": min(args.max_feature_size, 4),
+            "max_atoms": min(args.max_atoms, atoms_within(max_size)),
+            "beam_width": getattr(args, "beam_width", 4),
+            "refine": getattr(args, "refine", None)}
+
+
+def run_image_search(args, out=None) -> int:
     """``synth search --domain mnist|digits --model FILE --arch ARCH [--hint FILE]``."""
+    out = out or sys.stdout
     from oracles.torch_oracle import TorchOracle
     from synth.cli import load_primitive_files, report
     if getattr(args, "labels", None):
         raise ValueError(f"--domain {args.domain} searches a network's labels: give --model")
+    if args.domain not in IMAGE_SHAPES:
+        raise ValueError(f"unknown image domain {args.domain!r}; choose one of {IMAGE_DOMAINS}")
+    hints = [args.hint] if getattr(args, "hint", None) else []
+    user = load_user_templates(hints, IMAGE_SHAPES[args.domain])  # a bad hint fails first
     if args.domain == "digits":
         import synth.demo_digits  # noqa: F401  (registers the digits-cnn architecture)
     load_primitive_files(args.primitives)
     images, classes = load_domain_images(args.domain)
-    hints = [args.hint] if getattr(args, "hint", None) else []
-    user = load_user_templates(hints, images.shape[1:])
     import torch
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
     oracle = TorchOracle.from_file(args.model, args.arch)
     labels = oracle.labels({"image": images})
     log = _quiet if args.quiet else stderr_log
     rep = recover_image_program(images, labels, oracle=oracle, classes=classes,
-                                user_templates=user, time_limit=args.time_limit,
-                                max_feature_size=min(args.max_feature_size, 4),
-                                max_atoms=args.max_atoms, seed=args.seed,
-                                refine=getattr(args, "refine", None), log=log)
+                                user_templates=user, log=log, **search_settings(args))
     report(rep.result, None, out)
     print("\n" + format_report(rep), file=out)
     if args.json:
@@ -434,7 +524,9 @@ def run_image_search(args, out=sys.stdout) -> int:
     return 0
 
 
-__all__ = ["IMAGE_PRIMITIVES", "IMAGE_DOMAINS", "signed_template", "with_signed",
-           "data_templates", "screen_templates", "Screened", "refine_template",
-           "ImageSearchReport", "cut_front", "recover_image_program", "format_report",
-           "load_domain_images", "load_user_templates", "run_image_search"]
+__all__ = ["IMAGE_PRIMITIVES", "IMAGE_DOMAINS", "IMAGE_SHAPES", "signed_template", "with_signed",
+           "class_exemplars", "data_templates", "screen_templates", "Screened", "refine_template",
+           "ImageSearchReport", "TemplateBank", "build_template_bank", "search_split", "cut_front",
+           "recover_image_program", "format_report",
+           "load_domain_images", "load_user_templates", "atoms_within", "search_settings",
+           "run_image_search"]

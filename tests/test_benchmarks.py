@@ -169,6 +169,17 @@ def test_small_suite_runs_end_to_end_from_networks(tmp_path):
     assert len(list((tmp_path / "cache" / "networks").glob("*.pt"))) == 3
 
 
+def test_network_training_half_is_independent_of_the_engines_held_out_rows():
+    from benchmarks.peers import split_rows
+    from benchmarks.train_cli import train_split
+
+    domain = parse_domain(SMALL)
+    train = set(train_split(domain, 0).tolist())
+    _, held_out = split_rows(domain.size, 0)
+    inside = np.mean([r in train for r in held_out.tolist()])
+    assert 0.35 < inside < 0.65  # about half, as for independent draws
+
+
 class CountingExecutor(SerialExecutor):
     def __init__(self):
         self.ran = []

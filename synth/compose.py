@@ -32,6 +32,7 @@ class Formula:
     atoms: tuple[Split, ...]
     correct: float = field(compare=False)
     size: int = field(compare=False)
+    balanced: float = field(compare=False, default=0.0)  # mean of the two class recalls
 
     @property
     def n_atoms(self) -> int:
@@ -50,13 +51,15 @@ class Composer:
     def __init__(self, best_atoms: Callable, truth: Callable[[Split], np.ndarray],
                  size_of: Callable[[Tree, tuple[Split, ...]], int], z: np.ndarray,
                  w: np.ndarray, penalty: float, beam_width: int = 4, max_atoms: int = 4,
-                 refit_passes: int = 2) -> None:
+                 refit_passes: int = 2, passes: int = 1) -> None:
         self.best_atoms, self.truth, self.size_of = best_atoms, truth, size_of
         self.z = np.asarray(z, dtype=bool)
         self.w = np.asarray(w, dtype=np.float64)
         self.total = float(self.w.sum())
+        self._positive = float(self.w[self.z].sum())
         self.penalty = penalty
         self.beam_width, self.max_atoms, self.refit_passes = beam_width, max_atoms, refit_passes
+        self.passes = passes
         self.seen: dict[tuple, Formula] = {}
         self.evaluated = 0
 
@@ -70,8 +73,11 @@ class Composer:
         if key in self.seen:
             return self.seen[key]
         pred = self.evaluate(tree, atoms)
-        correct = float(self.w[pred == self.z].sum())
-        formula = Formula(tree, atoms, correct, self.size_of(tree, atoms))
+        right = self.w * (pred == self.z)
+        correct = float(right.sum())
+        balanced = 0.5 * (float(right[self.z].sum()) / max(self._positive, 1e-12)
+                          + float(right[~self.z].sum()) / max(self.total - self._positive, 1e-12))
+        formula = Formula(tree, atoms, correct, self.size_of(tree, atoms), balanced)
         self.seen[key] = formula
         self.evaluated += 1
         return formula
@@ -149,7 +155,23 @@ class Composer:
     # -- search -------------------------------------------------------------
     def search(self, initial: list[Split], deadline: float,
                on_level: Callable[[int, list[Formula]], None] | None = None) -> list[Formula]:
-        """All formulas met, best first; stops at ``deadline`` (perf_counter)."""
+        """All formulas met, best first; stops at ``deadline`` (perf_counter).
+
+        A pass grows the beam one atom at a time up to ``max_atoms``; while
+        time remains and no formula is perfect, the search passes again with
+        the beam twice as wide (formulas already met cost nothing twice), up
+        to ``passes`` passes.
+        """
+        width = self.beam_width
+        for _ in range(self.passes):
+            beam = self._pass(initial, deadline, on_level)
+            if time.perf_counter() > deadline or self._perfect(beam):
+                break
+            self.beam_width *= 2
+        self.beam_width = width
+        return sorted(self.seen.values(), key=self.score, reverse=True)
+
+    def _pass(self, initial: list[Split], deadline: float, on_level) -> list[Formula]:
         # every initial atom is grown once: a weak atom alone may be half of the answer
         beam = [self.make(("atom", 0), (a,)) for a in initial]
         if on_level:
@@ -173,15 +195,21 @@ class Composer:
             beam = self._top(refined + beam)
             if on_level:
                 on_level(n_atoms, beam)
-        return sorted(self.seen.values(), key=self.score, reverse=True)
+        return beam
 
     def _perfect(self, beam: list[Formula]) -> bool:
         """Whether a formula in the beam already gets every row right."""
         return any(f.correct >= self.total - 1e-9 for f in beam)
 
     def _top(self, formulas: list[Formula]) -> list[Formula]:
-        unique = {(f.tree, f.atoms): f for f in formulas}
-        return sorted(unique.values(), key=self.score, reverse=True)[: self.beam_width]
+        """The best by penalised fidelity, and beside them the best by penalised
+        balanced accuracy: with rare positives, a promising partial conjunction
+        (every positive kept, many negatives cut) scores below the constant."""
+        unique = list({(f.tree, f.atoms): f for f in formulas}.values())
+        by_fidelity = sorted(unique, key=self.score, reverse=True)[: self.beam_width]
+        by_balance = sorted(unique, key=lambda f: f.balanced - self.penalty * f.size,
+                            reverse=True)[: max(1, self.beam_width // 2)]
+        return list(dict.fromkeys(by_fidelity + by_balance))
 
 
 def _settings(op: str, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dsl.primitives import ARITHMETIC, BUILTIN, REGISTRY
-from dsl.program import Const, Program, Var, apply, const
+from dsl.program import Apply, Const, Program, Var, apply, const
 from dsl.types import BOOL, IMAGE, INT, NUM, REAL, Type
 from synth.atoms import atom_program, atom_size
 from synth.compose import Composer, Formula, Tree
@@ -62,6 +62,8 @@ class Synthesizer:
         ``enumeration_share`` of it).
     max_feature_size: largest scalar feature enumerated.
     max_atoms: largest number of atoms in a formula.
+    passes: composition passes, each with a beam twice as wide as the last,
+        while time remains and no formula fits every row.
     complexity_penalty: fidelity one unit of size must buy to be worth it.
     holdout: fraction of rows never fitted, used to report held-out fidelity.
     primitives: names of registered primitives to build features from
@@ -74,7 +76,8 @@ class Synthesizer:
     """
 
     def __init__(self, *, time_limit: float = 60.0, max_feature_size: int = 6,
-                 max_atoms: int = 12, beam_width: int = 4, complexity_penalty: float = 5e-4,
+                 max_atoms: int = 12, beam_width: int = 4, passes: int = 4,
+                 complexity_penalty: float = 5e-4,
                  holdout: float = 0.2, signature_size: int = 2048, max_features: int = 2500,
                  linear_pairs: int = 24, primitives: Sequence[str] | None = None,
                  constants: Sequence[int | float] = (1, 2), moduli: Sequence[int] = range(2, 21),
@@ -84,6 +87,7 @@ class Synthesizer:
         self.max_feature_size = max_feature_size
         self.max_atoms = max_atoms
         self.beam_width = beam_width
+        self.passes = passes
         self.complexity_penalty = complexity_penalty
         self.holdout = holdout
         self.signature_size = signature_size
@@ -133,7 +137,8 @@ class Synthesizer:
         bank = self._feature_bank(enumerator, sig_rows, zf, fit_env)
         w = np.ones(len(zf))
         small = _affine_representatives(
-            [p for p in enumerator.programs([INT, REAL]) if p.size <= 3], sig_env)
+            [p for p in enumerator.programs([INT, REAL]) if p.size <= 3 and _continuous(p)],
+            sig_env)
         bank = self._add_linear_atoms(bank, small, sig_rows, zf, fit_env)
         index = ThresholdIndex(bank.values)
         self._log(f"indexed {len(bank.programs)} features over {len(zf)} fit rows")
@@ -162,7 +167,7 @@ class Synthesizer:
 
         composer = Composer(lambda zz, ww, top: index.best(zz, ww, penalties, top), truth,
                             size_of, zf, w, self.complexity_penalty, self.beam_width,
-                            self.max_atoms)
+                            self.max_atoms, passes=self.passes)
         initial = self._initial_atoms(index, bank, penalties, zf, w)
         try:
             formulas = composer.search(initial, deadline, self._on_level(composer, program_of))
@@ -171,7 +176,7 @@ class Synthesizer:
             formulas = sorted(composer.seen.values(), key=composer.score, reverse=True)
 
         fitted = [(_tree_program(f.tree, f.atoms, program_of), f.correct / len(zf))
-                  for f in formulas[:400]]
+                  for f in _formula_front(formulas)]
         front = self._front(fitted, fit_env, zf, {k: v[hold_rows] for k, v in env.items()},
                             z[hold_rows])
         best = pick_best(front, self.complexity_penalty)
@@ -238,7 +243,9 @@ class Synthesizer:
         for weights in (w, w * (1 + 9 * z_sig), w * (1 + 9 * ~z_sig)):
             scores = np.maximum(scores, scout.feature_scores(z_sig, weights) / weights.sum())
         sizes = np.array([programs[r].size for r in reps])
-        priority = np.lexsort((-scores, np.minimum(sizes, 4)))
+        # every feature up to size 4 (a conjunct may explain nothing alone), then
+        # larger ones by how much one cut of them explains
+        priority = np.lexsort((-scores, np.minimum(sizes, 5)))
         chosen = priority[: self.max_features]
         chosen_programs = [programs[reps[c]] for c in chosen]
         values = _evaluate_all(chosen_programs, fit_env)
@@ -408,6 +415,23 @@ def _row_hash(rows: np.ndarray) -> np.ndarray:
         z = rows.astype(np.uint64) * _MIX[0]
         z ^= z >> np.uint64(29)
         return (z * mult).sum(axis=1, dtype=np.uint64)
+
+
+def _formula_front(formulas: list[Formula]) -> list[Formula]:
+    """Every formula that is the most faithful of its size seen: the front is
+    built from all of them, not only from the best-scoring ones."""
+    best: dict[int, Formula] = {}
+    for f in formulas:
+        if f.size not in best or f.correct > best[f.size].correct:
+            best[f.size] = f
+    return list(best.values())
+
+
+def _continuous(program: Program) -> bool:
+    """Free of ``%`` and ``//``: a line through periodic or stepped features
+    imitates a boolean combination, which composition states plainly."""
+    return not any(isinstance(n, Apply) and n.primitive.name in ("mod", "floordiv")
+                   for n in program.walk())
 
 
 def _affine_representatives(programs: list[Program], env) -> list[Program]:

@@ -117,9 +117,9 @@ class Composer:
                     out.append(self.make(tree, f.atoms + (atom,)))
         return out
 
-    def refit(self, f: Formula) -> Formula:
+    def refit(self, f: Formula, passes: int | None = None) -> Formula:
         """Coordinate ascent: refit each atom slot given the others."""
-        for _ in range(self.refit_passes):
+        for _ in range(self.refit_passes if passes is None else passes):
             improved = False
             for k in range(len(f.atoms)):
                 path = _atom_path(f.tree, k)
@@ -132,6 +132,21 @@ class Composer:
                         f, improved = candidate, True
             if not improved:
                 break
+        return f
+
+    def mutate(self, f: Formula) -> Formula:
+        """Try each other connective at each inner node, refitting the atoms:
+        ``A and B`` may be ``A xor B'`` in disguise, which growth alone misses."""
+        for path, sub in _subtrees(f.tree):
+            if sub[0] == "atom":
+                continue
+            for op in OPS:
+                if op == sub[0]:
+                    continue
+                candidate = self.refit(self.make(_replace(f.tree, path, (op, sub[1], sub[2])),
+                                                 f.atoms), passes=1)
+                if self.score(candidate) > self.score(f) + 1e-12:
+                    f = candidate
         return f
 
     def prune(self, f: Formula) -> Formula:
@@ -187,11 +202,14 @@ class Composer:
             if not grown:
                 break
             refined = []
-            for f in self._top(grown):
+            for rank, f in enumerate(self._top(grown)):
                 if time.perf_counter() > deadline:
                     refined.append(f)
                     continue
-                refined.append(self.prune(self.refit(f)))
+                f = self.refit(f)
+                if rank < 2:  # connective changes for the two best: costly, often decisive
+                    f = self.mutate(f)
+                refined.append(self.prune(f))
             beam = self._top(refined + beam)
             if on_level:
                 on_level(n_atoms, beam)

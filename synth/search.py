@@ -302,12 +302,14 @@ class Synthesizer:
                        w) -> list[Split]:
         """Diverse first atoms: the most accurate; the best necessary and
         sufficient conditions (positives, resp. negatives, weighted heavily);
-        and the best cut of each input alone, which may explain nothing by
+        the best small ones; and the best cut of each input alone, which may explain nothing by
         itself yet be half of the answer (``(x > 40) != (y < 70)``)."""
         out: list[Split] = []
         per = max(2, self.beam_width)
         for weights in (w, w * (1 + 9 * z), w * (1 + 9 * ~z)):
             out.extend(index.best(z, weights, penalties, top=per))
+        # Occam's share: the best atoms when size costs twenty times more
+        out.extend(index.best(z, w, 20 * penalties, top=per))
         inputs = [i for i, p in enumerate(bank.programs) if p.size == 1]
         for i in inputs:
             out.extend(index.best(z, w, _only(penalties, i), top=1))

@@ -86,7 +86,10 @@ class Enumerator:
         self.env = {k: np.asarray(v) for k, v in env.items()}
         self.n = len(next(iter(self.env.values())))
         rng = np.random.default_rng(seed)
-        self._multipliers = rng.integers(1, 2**63, size=self.n, dtype=np.uint64) | np.uint64(1)
+        self._key_columns = np.sort(rng.choice(self.n, size=min(self.n, _KEY_COLUMNS),
+                                               replace=False))
+        self._multipliers = rng.integers(1, 2**63, size=len(self._key_columns),
+                                         dtype=np.uint64) | np.uint64(1)
         self._seen: dict[tuple[Type, int], list[tuple[np.ndarray, int]]] = {}
         # banks[size][type] -> Bank
         self.banks: dict[int, dict[Type, Bank]] = {}
@@ -246,10 +249,10 @@ class Enumerator:
         Each value's bit pattern is mixed (splitmix64 finaliser) before the
         form, so keys depend on a row's values alone (never on summation
         order) and structured differences between rows do not collide.  Only
-        the first ``_KEY_COLUMNS`` points are hashed: rows with equal keys are
+        ``_KEY_COLUMNS`` points drawn at random are hashed: rows with equal keys are
         compared in full before one is dropped.
         """
-        values = values[:, :_KEY_COLUMNS]
+        values = values[:, self._key_columns]
         if values.dtype == bool:
             bits = values.astype(np.uint64)
         else:
@@ -260,7 +263,7 @@ class Enumerator:
             z = z ^ (z >> np.uint64(27))
             z = z * np.uint64(0x94D049BB133111EB)
             z = z ^ (z >> np.uint64(31))
-            return (z * self._multipliers[:z.shape[1]]).sum(axis=1, dtype=np.uint64)
+            return (z * self._multipliers).sum(axis=1, dtype=np.uint64)
 
 
 class _LazyApply:

@@ -33,6 +33,7 @@ def train_network(labels: np.ndarray, seed: int, epochs: int = 800):
     from oracles.architectures import new_model
     from oracles.training import train_classifier
 
+    torch.set_num_threads(1)  # small matrices: a second thread mostly waits, and slows a busy machine
     torch.manual_seed(seed)
     module, spec = new_model("mlp", {"hidden": [128, 128]}, domain=DOMAIN)
     inputs = DOMAIN.all_inputs()

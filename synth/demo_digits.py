@@ -147,8 +147,8 @@ def run(args, out=None) -> int:
             warnings.simplefilter("ignore", FutureWarning)
             rep = recover_image_program(
                 images, labels, oracle=oracle, classes=classes, time_limit=args.time_limit,
-                seed=args.seed, max_feature_size=min(args.max_feature_size, 4),
-                max_atoms=min(args.max_atoms, 3), beam_width=args.beam_width, refine=0,
+                seed=args.seed, max_feature_size=min(args.max_feature_size, 3),
+                max_atoms=min(args.max_atoms, 2), beam_width=args.beam_width, refine=0,
                 template_rows=len(images), log=log)
         report(rep.result, None, out)
         print("\n" + format_report(rep), file=out)

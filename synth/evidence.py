@@ -131,7 +131,7 @@ def _r2(truth: np.ndarray, pred: np.ndarray) -> float:
 
 def decodability(oracle, inputs: Mapping[str, np.ndarray], program: Program, *,
                  layers: Sequence[str] | None = None, features: Sequence[Program] = (),
-                 max_rows: int = 2000, test_fraction: float = 0.5, seed: int = 0,
+                 max_rows: int = 1600, test_fraction: float = 0.5, seed: int = 0,
                  control: bool = True) -> dict:
     """How well each feature (and atom) of ``program`` is linearly decodable
     from each layer of ``oracle`` on held-out rows of ``inputs``.

@@ -53,6 +53,10 @@ from synth.thresholds import ThresholdIndex
 IMAGE_VAR = Var("image", IMAGE)
 #: Arithmetic used over image features (no integer division or moduli).
 IMAGE_PRIMITIVES = ("add", "sub", "mul", "div", "abs", "min", "max", "square", "sqrt")
+#: Largest feature enumerated over image leaves: the leaves themselves cost
+#: 2-3 nodes (``ink(image)``, ``dot(image, T)``), and a band on a feature
+#: prints it twice, so larger features rarely fit a small program.
+IMAGE_FEATURE_SIZE = 3
 
 Log = Callable[[str], None]
 
@@ -364,7 +368,8 @@ def build_template_bank(images: np.ndarray, labels: np.ndarray, *, oracle=None,
 def recover_image_program(images: np.ndarray, labels: np.ndarray, *, oracle=None,
                           classes: np.ndarray | None = None,
                           user_templates: Sequence[Template] = (), time_limit: float = 240.0,
-                          max_size: int = 15, max_feature_size: int = 3, max_atoms: int = 4,
+                          max_size: int = 15, max_feature_size: int = IMAGE_FEATURE_SIZE,
+                          max_atoms: int = 2,
                           beam_width: int = 4, refine: int | None = None,
                           template_rows: int = 5000, pca: int = 4, search_templates: int = 40,
                           grid: int = GRID, evidence: bool = True, seed: int = 0,
@@ -475,19 +480,20 @@ def load_user_templates(paths: Sequence[str], shape: tuple[int, int]) -> list[Te
 
 
 def atoms_within(max_size: int) -> int:
-    """Most atoms a formula of ``max_size`` nodes can hold: an atom is at
-    least 4 nodes (``ink(image) > t``), each joint one more."""
-    return max(1, (max_size + 1) // 5)
+    """Atoms a formula of ``max_size`` nodes holds when each is a threshold on
+    a template feature (``dot(image, T) > t``: 5 nodes) joined by one more."""
+    return max(1, (max_size + 1) // 6)
 
 
 def search_settings(args) -> dict:
     """:func:`recover_image_program` keywords from the search options of a
     command line (``synth.cli.add_search_options`` and ``--hint``/``--refine``/
-    ``--max-size``).  Image leaves already cost 2-3 nodes, so features are
-    enumerated to at most 4 nodes and formulas to what ``--max-size`` holds."""
+    ``--max-size``).  Over images, features are enumerated to at most
+    ``IMAGE_FEATURE_SIZE`` nodes and formulas to the atoms ``--max-size``
+    holds: larger ones cannot make a program of that size."""
     max_size = int(getattr(args, "max_size", 15) or 15)
     return {"time_limit": args.time_limit, "seed": args.seed, "max_size": max_size,
-            "max_feature_size": min(args.max_feature_size, 4),
+            "max_feature_size": min(args.max_feature_size, IMAGE_FEATURE_SIZE),
             "max_atoms": min(args.max_atoms, atoms_within(max_size)),
             "beam_width": getattr(args, "beam_width", 4),
             "refine": getattr(args, "refine", None)}
@@ -528,5 +534,6 @@ __all__ = ["IMAGE_PRIMITIVES", "IMAGE_DOMAINS", "IMAGE_SHAPES", "signed_template
            "class_exemplars", "data_templates", "screen_templates", "Screened", "refine_template",
            "ImageSearchReport", "TemplateBank", "build_template_bank", "search_split", "cut_front",
            "recover_image_program", "format_report",
-           "load_domain_images", "load_user_templates", "atoms_within", "search_settings",
+           "load_domain_images", "load_user_templates", "IMAGE_FEATURE_SIZE", "atoms_within",
+           "search_settings",
            "run_image_search"]

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,27 +27,13 @@ from synth.image_search import (atoms_within, cut_front, recover_image_program,
                                 refine_template, screen_templates, search_split,
                                 signed_template, with_signed)
 from synth.search import Synthesizer
+from tests.helpers import data_file
 
 IMAGE_VAR = Var("image", IMAGE)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
-def data_file(*parts: str) -> Path:
-    """A data file: skipped without SYNTH_DATA_DIR, a failure when missing."""
-    root = os.environ.get("SYNTH_DATA_DIR")
-    if not root:
-        pytest.skip("SYNTH_DATA_DIR is not set")
-    path = Path(root, *parts)
-    if not path.is_file():
-        pytest.fail(f"{path} is missing, though SYNTH_DATA_DIR is set")
-    return path
 
 
 # ---------------------------------------------------------------------------

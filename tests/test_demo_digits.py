@@ -16,12 +16,6 @@ from synth.cli import main
 from synth.demo_digits import encode_digits, hidden_program, load_digits, run
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def demo_args(**kw) -> argparse.Namespace:

@@ -18,27 +18,12 @@ from oracles import (ARCHITECTURES, Oracle, OracleError, TableOracle, TorchOracl
                      new_model, save_model, train_classifier)
 from oracles.architectures import CasperCNN, ModelSpec
 from oracles.training import accuracy
+from tests.helpers import data_file
 
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Small tensors run fastest (and steadiest on a shared machine) on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
-def data_file(*parts: str) -> Path:
-    """A published challenge file: skipped without SYNTH_DATA_DIR, a failure when missing."""
-    root = os.environ.get("SYNTH_DATA_DIR")
-    if not root:
-        pytest.skip("SYNTH_DATA_DIR is not set")
-    path = Path(root, *parts)
-    if not path.is_file():
-        pytest.fail(f"{path} is missing, though SYNTH_DATA_DIR is set")
-    return path
 
 
 @pytest.fixture

@@ -30,13 +30,14 @@ prints without a traceback.
 from __future__ import annotations
 
 import ast
-import importlib.util
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from synth.user_code import import_user_file
 
 _BINOPS: dict[type, Callable] = {
     ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply,
@@ -205,13 +206,7 @@ def load_hidden(spec: str, inputs: Sequence[str]) -> HiddenProgram:
 def _load_file(path: Path, inputs: tuple[str, ...]) -> HiddenProgram:
     if not path.is_file():
         raise ValueError(f"hidden program file {str(path)!r} does not exist")
-    spec = importlib.util.spec_from_file_location(f"synth_hidden_{abs(hash(str(path)))}", path)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as err:  # the user's file: say what broke, not our traceback
-        raise ValueError(f"could not load hidden program {path}: "
-                         f"{type(err).__name__}: {err}") from None
+    module = import_user_file(path, f"synth_hidden_{abs(hash(str(path)))}", "hidden program")
     fn = getattr(module, "label", None)
     if not callable(fn):
         raise ValueError(f"hidden program file {path} must define a function "

@@ -36,29 +36,7 @@ class TableOracle:
     def from_file(cls, path: str | os.PathLike, domain: GridDomain,
                   key: str | None = None) -> TableOracle:
         """Load a table from ``.npy`` or from the array ``key`` of a ``.pkl`` dict of arrays."""
-        path = Path(path)
-        suffix = path.suffix.lower()
-        if suffix == ".npy":
-            if key is not None:
-                raise OracleError(f"{path} is a single .npy array; it has no key {key!r}")
-            try:
-                table = np.load(path, allow_pickle=False)
-            except OSError as error:
-                raise OracleError(f"cannot read {path}: {error.strerror or error}") from None
-            except ValueError as error:
-                raise OracleError(f"{path} is not a plain .npy array: {error}") from None
-        elif suffix in (".pkl", ".pickle"):
-            arrays = load_pickled_arrays(path)
-            if key is None:
-                if len(arrays) != 1:
-                    raise OracleError(f"{path} holds several arrays {sorted(arrays)}; "
-                                      f"say which one with key")
-                key = next(iter(arrays))
-            if key not in arrays:
-                raise OracleError(f"{path} has no array {key!r}; it has {sorted(arrays)}")
-            table = arrays[key]
-        else:
-            raise OracleError(f"cannot read a label table from {path}: expected .npy or .pkl")
+        table = load_array(path, key)
         try:
             return cls(table, domain)
         except OracleError as error:
@@ -77,6 +55,33 @@ class TableOracle:
     def features(self, inputs: Mapping[str, np.ndarray],
                  names: Sequence[str]) -> dict[str, np.ndarray]:
         raise OracleError("a label table has no internal features to read")
+
+
+def load_array(path: str | os.PathLike, key: str | None = None) -> np.ndarray:
+    """A ``.npy`` array, or the array ``key`` of a ``.pkl`` dict of arrays (read with
+    a restricted unpickler); ``key`` may be left out when the dict holds one array."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        if key is not None:
+            raise OracleError(f"{path} is a single .npy array; it has no key {key!r}")
+        try:
+            return np.load(path, allow_pickle=False)
+        except OSError as error:
+            raise OracleError(f"cannot read {path}: {error.strerror or error}") from None
+        except ValueError as error:
+            raise OracleError(f"{path} is not a plain .npy array: {error}") from None
+    if suffix in (".pkl", ".pickle"):
+        arrays = load_pickled_arrays(path)
+        if key is None:
+            if len(arrays) != 1:
+                raise OracleError(f"{path} holds several arrays {sorted(arrays)}; "
+                                  f"say which one with key")
+            key = next(iter(arrays))
+        if key not in arrays:
+            raise OracleError(f"{path} has no array {key!r}; it has {sorted(arrays)}")
+        return np.asarray(arrays[key])
+    raise OracleError(f"cannot read a label table from {path}: expected .npy or .pkl")
 
 
 def _integer_labels(table: np.ndarray) -> np.ndarray:

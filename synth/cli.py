@@ -8,13 +8,13 @@ packages add subcommands (``bench``, ``challenge``, ``train``) through the
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
 from synth.results import SearchResult, write_json_atomic
+from synth.user_code import import_user_file
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,16 +80,7 @@ def add_search_options(parser: argparse.ArgumentParser, time_limit: float = 60.0
 def load_primitive_files(paths: Sequence[str]) -> None:
     """Import user files that register primitives with ``dsl.primitive``."""
     for i, path in enumerate(paths):
-        file = Path(path)
-        if not file.is_file():
-            raise FileNotFoundError(f"primitives file {path!r} does not exist")
-        spec = importlib.util.spec_from_file_location(f"synth_user_primitives_{i}", file)
-        module = importlib.util.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(module)
-        except Exception as err:  # a user file: report what broke, not our traceback
-            raise ValueError(f"could not load primitives from {path}: "
-                             f"{type(err).__name__}: {err}") from err
+        import_user_file(path, f"synth_user_primitives_{i}", "primitives")
 
 
 def synthesizer_from(args):

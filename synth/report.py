@@ -52,6 +52,8 @@ from pathlib import Path
 
 import numpy as np
 
+from oracles.table import load_array
+
 #: Keys of a result JSON that have sections of their own.
 _OWN_SECTIONS = ("best", "pareto", "stats", "settings", "data")
 #: Largest grid evaluated in full (more is drawn on a strided sub-grid).
@@ -107,20 +109,7 @@ def load_array_file(path: str | os.PathLike, key: str | None = None,
         path = Path(base_dir) / path
     if not path.exists():
         raise FileNotFoundError(f"label file {str(path)!r} does not exist")
-    if path.suffix.lower() == ".npy":
-        return np.load(path, allow_pickle=False)
-    if path.suffix.lower() in (".pkl", ".pickle"):
-        from oracles.safe_load import load_pickled_arrays
-        arrays = load_pickled_arrays(path)
-        if key is None:
-            if len(arrays) != 1:
-                raise ValueError(f"{path} holds several arrays {sorted(arrays)}; say which "
-                                 f"one with a key")
-            key = next(iter(arrays))
-        if key not in arrays:
-            raise ValueError(f"{path} has no array {key!r}; it has {sorted(arrays)}")
-        return np.asarray(arrays[key])
-    raise ValueError(f"cannot read labels from {path}: expected .npy or .pkl")
+    return load_array(path, key)
 
 
 def grid_data(domain, labels=None, *, path: str | None = None, key: str | None = None,

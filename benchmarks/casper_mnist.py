@@ -127,22 +127,16 @@ def _gplearn_peer(x: np.ndarray, names: list[str], labels: np.ndarray, fit_rows:
     a time until the budget is spent."""
     from gplearn.genetic import SymbolicClassifier
 
+    from benchmarks.peers import grow_gplearn
+
     start = time.perf_counter()
     est = SymbolicClassifier(population_size=population, generations=1, random_state=seed,
                              function_set=("add", "sub", "mul", "div", "sqrt", "abs", "max",
                                            "min", "neg"),
                              parsimony_coefficient=0.001, feature_names=names,
                              warm_start=True, n_jobs=1)
-    deadline = start + time_limit
-    generation, per_generation = 0, 0.0
-    while generation < 1000:
-        began = time.perf_counter()
-        if generation and began + per_generation > deadline:
-            break
-        generation += 1
-        est.set_params(generations=generation)
-        est.fit(x[fit_rows], labels[fit_rows])
-        per_generation = max(per_generation, time.perf_counter() - began)
+    generation = grow_gplearn(est, x[fit_rows], labels[fit_rows], time_limit,
+                              max_generations=1000)
     return {"predictions": est.predict(x), "size": int(est._program.length_),
             "program": str(est._program), "generations": generation,
             "seconds": time.perf_counter() - start}

@@ -160,19 +160,27 @@ def _fit_gplearn(env, labels, fit_rows, time_limit, seed) -> PeerFit:
                                            "min", "neg"),
                              parsimony_coefficient=0.001, const_range=(-10.0, 10.0),
                              feature_names=names, warm_start=True, n_jobs=1)
+    grow_gplearn(est, X[fit_rows], labels[fit_rows], time_limit, max_generations=500)
+    return PeerFit(est.predict(X), int(est._program.length_), str(est._program))
+
+
+def grow_gplearn(est, x: np.ndarray, y: np.ndarray, time_limit: float,
+                 max_generations: int) -> int:
+    """Fit a warm-started gplearn estimator one generation at a time while the
+    next generation still fits in ``time_limit``; returns the generations run."""
     deadline = time.perf_counter() + time_limit
     generation, per_generation = 0, 0.0
-    while generation < 500:
+    while generation < max_generations:
         began = time.perf_counter()
         if generation and began + per_generation > deadline:
             break
         generation += 1
         est.set_params(generations=generation)
-        est.fit(X[fit_rows], labels[fit_rows])
+        est.fit(x, y)
         per_generation = max(per_generation, time.perf_counter() - began)
         if est._program.raw_fitness_ == 0:
             break
-    return PeerFit(est.predict(X), int(est._program.length_), str(est._program))
+    return generation
 
 
 def _fit_operon(env, labels, fit_rows, time_limit, seed) -> PeerFit:

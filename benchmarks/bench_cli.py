@@ -5,6 +5,7 @@
     synth bench --suite engine --out bench/engine            # issue 2's ten programs
     synth bench --suite grid --workers 2 --time-limit 60 --out bench/grid
     synth bench --program "x*x < 200*sqrt(y)" --source network --peers
+    synth bench --suite images --peers tree-pixels,tree-features --out bench/images
 
 Results land in ``--out`` as ``results.json``, ``results.csv``, ``table.md``
 (markdown tables for BENCHMARKS.md) and ``recovery.svg`` (a bar chart);
@@ -16,34 +17,39 @@ import argparse
 import sys
 from pathlib import Path
 
+from benchmarks.images_suite import IMAGE_DOMAINS, IMAGE_PEERS
+
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from benchmarks.images_suite import ImageBenchSettings
     from benchmarks.peers import PEERS
-    from benchmarks.train_cli import TrainSettings
 
     parser = sub.add_parser("bench", help="benchmark recovery of hidden programs (and peers)",
                             description=__doc__.split("\n\n")[0].replace("``", ""))
     parser.add_argument("--suite", default=None,
-                        help="grid (48 graded programs), engine (issue 2's ten), "
-                             "images or casper (not built yet); default grid, or none "
-                             "when --program is given")
+                        help="grid (48 graded programs), engine (issue 2's ten), images "
+                             "(15 programs over MNIST test images), casper (not built yet); "
+                             "default grid, or none when --program is given")
     parser.add_argument("--program", action="append", default=[],
                         help="an ad-hoc hidden program (Python expression over the inputs, "
                              "or a .py file defining label); repeatable")
     parser.add_argument("--domain", default="grid:113x113",
-                        help="domain of --program tasks (default grid:113x113)")
+                        help="domain of --program tasks (default grid:113x113; mnist: "
+                             "numpy expressions over image)")
     parser.add_argument("--task", action="append", default=[],
                         help="run only the suite's tasks of this name (repeatable)")
     parser.add_argument("--atoms", type=int, action="append", default=[],
                         help="run only tasks with this many atoms (repeatable)")
     parser.add_argument("--limit", type=int, help="run only the first K tasks")
-    parser.add_argument("--source", choices=("labels", "network"), default="labels",
-                        help="search the hidden program's labels, or the predictions of an MLP "
-                             "trained on half of the domain (cached in $SYNTH_CACHE_DIR or "
-                             "~/.cache/synth)")
-    parser.add_argument("--peers", nargs="?", const=",".join(PEERS), default="",
+    parser.add_argument("--source", choices=("labels", "network"),
+                        help="search the hidden program's labels, or the predictions of a "
+                             "network trained on half of the domain (an MLP on grids, the "
+                             "challenge-1 CNN on images; cached in $SYNTH_CACHE_DIR or "
+                             "~/.cache/synth); default labels, network for image tasks")
+    parser.add_argument("--peers", nargs="?", const="all", default="",
                         help=f"also run peers on the same labels and budget: all of them "
-                             f"({', '.join(PEERS)}) or a comma-separated subset")
+                             f"(grids: {', '.join(PEERS)}; images: {', '.join(IMAGE_PEERS)}) "
+                             f"or a comma-separated subset")
     parser.add_argument("--workers", type=int, default=1, help="local worker processes")
     parser.add_argument("--ray-address",
                         help="run tasks on Ray instead ('local' starts one here, 'auto' joins "
@@ -55,10 +61,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="engine: most atoms in a formula (default: the engine's)")
     parser.add_argument("--max-feature-size", type=int,
                         help="engine: largest feature enumerated (default: the engine's)")
-    parser.add_argument("--epochs", type=int, default=TrainSettings.epochs,
-                        help="--source network: training epochs")
+    parser.add_argument("--epochs", type=int,
+                        help="--source network: training epochs (default 400 for the MLP, "
+                             f"{ImageBenchSettings().train.epochs} for the CNN)")
     parser.add_argument("--hidden", default="256,256",
                         help="--source network: hidden widths of the MLP")
+    parser.add_argument("--max-images", type=int,
+                        help="image tasks: a seeded random subset of the images")
+    parser.add_argument("--max-size", type=int, default=ImageBenchSettings.max_size,
+                        help="image tasks: largest program (nodes)")
     parser.add_argument("--out", help="results folder (default bench/<suite>-<source>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_bench)
@@ -87,6 +98,34 @@ def select_tasks(args):
     return tasks, suite or "custom"
 
 
+def select_peers(text: str, tasks) -> tuple[str, ...]:
+    """The peers of ``--peers`` ("all": every peer of the tasks' kind), each checked
+    against the peers that run on the selected tasks."""
+    from benchmarks.peers import PEERS
+
+    kinds = {t.domain in IMAGE_DOMAINS for t in tasks}
+    known = (IMAGE_PEERS if True in kinds else ()) + (PEERS if False in kinds else ())
+    if text.strip() == "all":
+        return known
+    peers = tuple(p.strip() for p in text.split(",") if p.strip())
+    unknown = [p for p in peers if p not in known]
+    if unknown:
+        raise ValueError(f"peers {unknown} do not run on the selected tasks; "
+                         f"choose from {', '.join(known)}")
+    return peers
+
+
+def image_settings(args):
+    """The settings of image tasks from the command line."""
+    from dataclasses import replace
+
+    from benchmarks.images_suite import ImageBenchSettings
+    settings = ImageBenchSettings(max_images=args.max_images, max_size=args.max_size)
+    train = replace(settings.train, seed=args.seed,
+                    **({} if args.epochs is None else {"epochs": args.epochs}))
+    return replace(settings, train=train)
+
+
 def run_bench(args) -> int:
     from benchmarks.executors import make_executor
     from benchmarks.report import markdown_table
@@ -94,17 +133,19 @@ def run_bench(args) -> int:
     from benchmarks.train_cli import TrainSettings, parse_widths
 
     tasks, suite = select_tasks(args)
+    images = [t for t in tasks if t.domain in IMAGE_DOMAINS]
     options = {}
     if args.max_atoms is not None:
         options["max_atoms"] = args.max_atoms
     if args.max_feature_size is not None:
         options["max_feature_size"] = args.max_feature_size
-    peers = tuple(p.strip() for p in args.peers.split(",") if p.strip())
-    config = BenchConfig(source=args.source, seed=args.seed, time_limit=args.time_limit,
-                         peers=peers, synth_options=options,
-                         train=TrainSettings(seed=args.seed, epochs=args.epochs,
-                                             hidden=parse_widths(args.hidden)))
-    out = Path(args.out or f"bench/{suite}-{args.source}")
+    source = args.source or ("network" if images else "labels")
+    train = TrainSettings(seed=args.seed, hidden=parse_widths(args.hidden),
+                          **({} if args.epochs is None else {"epochs": args.epochs}))
+    config = BenchConfig(source=source, seed=args.seed, time_limit=args.time_limit,
+                         peers=select_peers(args.peers, tasks), synth_options=options,
+                         train=train, images=image_settings(args) if images else None)
+    out = Path(args.out or f"bench/{suite}-{source}")
     executor = make_executor(args.workers, args.ray_address)
     try:
         docs = run_benchmark(tasks, config, out, executor=executor, progress=not args.quiet)

@@ -10,7 +10,11 @@ user (``--hint``), then the engine's search for a program of at most
 ``--max-size`` (15) nodes.  It prints the program, its fidelity to the
 network on all test images, its size, where its templates came from, and the
 linear decodability of its features from every layer of the network on
-images no template was fitted on.
+images no template was fitted on, and the causal tests of the search's
+held-out images (edits along its templates, patches of its features inside
+the network: :mod:`synth.causal`); near-ties on the front are broken by that
+evidence (:func:`synth.ranking.choose_image_program`).  ``--json`` adds the
+ranking and the images' ``data`` that ``synth report`` draws.
 
 ``python -m benchmarks.casper_mnist peers`` runs the engine beside its peers
 on the same queries, split and budget: a decision tree on the raw pixels
@@ -41,15 +45,12 @@ def load_challenge(max_images: int | None = None, seed: int = 0):
     ``max_images`` takes a seeded random subset of the 10,000 test images."""
     import torch
 
-    from oracles.data import data_file, load_mnist_test
+    from oracles.data import data_file
     from oracles.torch_oracle import TorchOracle
+    from synth.image_search import load_domain_images
 
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
-    images, classes = load_mnist_test()
-    if max_images is not None and max_images < len(images):
-        rows = np.sort(np.random.default_rng(seed).choice(len(images), max_images,
-                                                          replace=False))
-        images, classes = images[rows], classes[rows]
+    images, classes = load_domain_images("mnist", max_images, seed)
     oracle = TorchOracle.from_file(data_file(MODEL), ARCH)
     labels = oracle.labels({"image": images})
     return images, classes, oracle, labels
@@ -57,21 +58,24 @@ def load_challenge(max_images: int | None = None, seed: int = 0):
 
 def _hints(args) -> list:
     from synth.image_search import load_user_templates
-    return load_user_templates([args.hint] if getattr(args, "hint", None) else [], (28, 28))
+    return load_user_templates([args.hint] if args.hint else [], (28, 28))
 
 
 def run(args, out=None) -> int:
     """``synth challenge mnist``."""
+    from synth.causal import format_causal
     from synth.cli import report
     from synth.image_search import (format_report, recover_image_program, search_settings,
-                                    stderr_log)
+                                    search_split, stderr_log)
+    from synth.ranking import choose_image_program
+    from synth.report import image_data
     from synth.results import write_json_atomic
 
     out = out or sys.stdout
     start = time.perf_counter()
+    args = checked_options(args)
     hints = _hints(args)  # a bad hint fails before any work
-    images, classes, oracle, labels = load_challenge(getattr(args, "max_images", None),
-                                                     args.seed)
+    images, classes, oracle, labels = load_challenge(args.max_images, args.seed)
     print(f"Casper challenge 1: the MNIST CNN on {len(images):,} test images "
           f"({labels.mean():.1%} labelled 1); hint: {args.hint or 'none'}", file=out)
     log = (lambda _: None) if args.quiet else stderr_log
@@ -79,12 +83,19 @@ def run(args, out=None) -> int:
         warnings.simplefilter("ignore", FutureWarning)
         rep = recover_image_program(images, labels, oracle=oracle, classes=classes,
                                     user_templates=hints, log=log, **search_settings(args))
+        rep, ranking = choose_image_program(rep, images, labels, oracle, network="the CNN",
+                                            seed=args.seed)
     report(rep.result, None, out)
     print("\n" + format_report(rep), file=out)
+    print("\nCausal tests on the search's held-out images:\n"
+          + format_causal(rep.evidence["causal"]), file=out)
     total = time.perf_counter() - start
     print(f"Total: {total:.1f} s", file=out)
     if args.json:
         data = rep.to_json()
+        data["ranking"] = ranking.to_json()
+        held = search_split(len(images), args.seed)[1]
+        data["data"] = image_data(rep.best.program, images[held], labels[held])
         data["challenge"] = {"name": "casper-mnist", "images": int(len(images)),
                              "hint": args.hint, "seconds": total}
         write_json_atomic(args.json, data)
@@ -95,10 +106,11 @@ def run(args, out=None) -> int:
 # ---------------------------------------------------------------------------
 # Peers.
 
-def _tree_peer(x: np.ndarray, labels: np.ndarray, fit_rows: np.ndarray, *, depth: int | None,
-               time_limit: float, seed: int) -> dict:
-    """A decision tree on pixel columns: ``depth`` fixed, or the smallest depth
-    within 0.1% of the best 3-fold cross-validated accuracy (up to 12)."""
+def tree_peer(x: np.ndarray, labels: np.ndarray, fit_rows: np.ndarray, *, depth: int | None,
+              time_limit: float, seed: int, what: str = "pixels") -> dict:
+    """A decision tree on the columns of ``x`` (``what`` they are): ``depth`` fixed,
+    or the smallest depth within 0.1% of the best 3-fold cross-validated accuracy
+    (up to 12, while the budget lasts)."""
     from sklearn.model_selection import cross_val_score
     from sklearn.tree import DecisionTreeClassifier
 
@@ -116,12 +128,12 @@ def _tree_peer(x: np.ndarray, labels: np.ndarray, fit_rows: np.ndarray, *, depth
     clf = DecisionTreeClassifier(max_depth=depth, random_state=seed)
     clf.fit(x[fit_rows], labels[fit_rows])
     return {"predictions": clf.predict(x), "size": int(clf.tree_.node_count),
-            "program": f"decision tree on pixels, depth {clf.get_depth()}, "
+            "program": f"decision tree on {what}, depth {clf.get_depth()}, "
                        f"{clf.get_n_leaves()} leaves",
             "seconds": time.perf_counter() - start}
 
 
-def _gplearn_peer(x: np.ndarray, names: list[str], labels: np.ndarray, fit_rows: np.ndarray,
+def gplearn_peer(x: np.ndarray, names: list[str], labels: np.ndarray, fit_rows: np.ndarray,
                   *, time_limit: float, seed: int, population: int = 500) -> dict:
     """gplearn's SymbolicClassifier on feature columns, grown one generation at
     a time until the budget is spent."""
@@ -156,9 +168,9 @@ def run_peers(args, out=None) -> int:
     from synth.results import write_json_atomic
 
     out = out or sys.stdout
+    args = checked_options(args)
     hints = _hints(args)
-    images, classes, oracle, labels = load_challenge(getattr(args, "max_images", None),
-                                                     args.seed)
+    images, classes, oracle, labels = load_challenge(args.max_images, args.seed)
     n = len(images)
     fit_rows, hold_rows = search_split(n, args.seed)
     log = (lambda _: None) if args.quiet else stderr_log
@@ -177,7 +189,7 @@ def run_peers(args, out=None) -> int:
         pixels = images.reshape(n, -1).astype(np.float64)
         for name, depth in (("tree-pixels-depth3", 3), ("tree-pixels-cv", None)):
             log(f"peer {name}")
-            fit = _tree_peer(pixels, labels, fit_rows, depth=depth,
+            fit = tree_peer(pixels, labels, fit_rows, depth=depth,
                              time_limit=args.time_limit, seed=args.seed)
             records.append(_score(name, fit, labels, hold_rows))
         # gplearn reads the engine's own leaves: the same templates, rebuilt the same way
@@ -192,7 +204,7 @@ def run_peers(args, out=None) -> int:
         prep = time.perf_counter() - start
         log(f"peer gplearn on {len(features)} features")
         try:
-            fit = _gplearn_peer(columns, [f"f{i}" for i in range(len(features))], labels,
+            fit = gplearn_peer(columns, [f"f{i}" for i in range(len(features))], labels,
                                 fit_rows, time_limit=max(10.0, args.time_limit - prep),
                                 seed=args.seed)
             fit["seconds"] += prep
@@ -226,24 +238,59 @@ def format_peers(records: Sequence[dict]) -> str:
                                for i, (c, w) in enumerate(zip(r, widths))) for r in rows)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m benchmarks.casper_mnist [challenge|peers] ...``."""
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``synth challenge mnist`` and ``python -m benchmarks.casper_mnist``
+    (one definition for both)."""
     from synth.cli import add_search_options
 
+    parser.add_argument("--hint", help="a user template (PNG of any size, or .npy)")
+    parser.add_argument("--max-images", type=int, help="a seeded random subset of the "
+                                                       "10,000 test images")
+    parser.add_argument("--max-size", type=int, default=15, help="largest program (nodes)")
+    refine = parser.add_mutually_exclusive_group()
+    refine.add_argument("--refine", type=int, metavar="N",
+                        help="refine the N best-screened templates on the network's labels "
+                             "(default 2; 0 with --hint)")
+    refine.add_argument("--no-refine", dest="refine", action="store_const", const=0,
+                        help="use templates as they come (same as --refine 0)")
+    add_search_options(parser, time_limit=240.0)
+
+
+def checked_options(args) -> argparse.Namespace:
+    """``args`` completed with the defaults of :func:`add_options` (for callers that
+    build a Namespace by hand), with clear errors for values no search can run with."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_options(parser)
+    args = argparse.Namespace(**{**vars(parser.parse_args([])), **vars(args)})
+    if args.max_images is not None and args.max_images < 10:
+        raise ValueError(f"--max-images must be at least 10, got {args.max_images}")
+    if args.max_size < 1:
+        raise ValueError(f"--max-size must be positive, got {args.max_size}")
+    if args.refine is not None and args.refine < 0:
+        raise ValueError(f"--refine must be 0 or more, got {args.refine}")
+    if args.primitives:
+        raise ValueError("--primitives: the image search reads image features only and "
+                         "takes no user primitives")
+    if not args.time_limit > 0:
+        raise ValueError(f"--time-limit must be positive, got {args.time_limit}")
+    return args
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``python -m benchmarks.casper_mnist``."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.casper_mnist",
                                      description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, fn, help_ in (("challenge", run, "the challenge (as synth challenge mnist)"),
-                            ("peers", run_peers, "the engine beside its peers")):
-        p = sub.add_parser(name, help=help_)
-        p.add_argument("--hint", help="a user template (PNG of any size, or .npy)")
-        p.add_argument("--max-images", type=int, help="a random subset of the test images")
-        p.add_argument("--max-size", type=int, default=15, help="largest program (nodes)")
-        p.add_argument("--refine", type=int, help="templates refined on the labels "
-                                                  "(default 2; 0 with --hint)")
-        add_search_options(p, time_limit=240.0)
-        p.set_defaults(run=fn)
-    args = parser.parse_args(argv)
+    for name, help_ in (("challenge", "the challenge (as synth challenge mnist)"),
+                        ("peers", "the engine beside its peers")):
+        add_options(sub.add_parser(name, help=help_))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m benchmarks.casper_mnist [challenge|peers] ...``."""
+    args = build_parser().parse_args(argv)
+    args.run = {"challenge": run, "peers": run_peers}[args.command]
     try:
         return int(args.run(args) or 0)
     except (ValueError, KeyError, FileNotFoundError, RuntimeError) as err:

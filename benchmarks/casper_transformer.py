@@ -27,11 +27,15 @@ The time limit is split evenly between the searches (a search that stops
 early leaves the rest of its share to the next).  Every program on the
 two Pareto fronts is then scored on all 12,769 pairs against the challenge
 network's labels, and the best by penalised agreement (agreement minus the
-search's complexity penalty per unit of size) is the answer; the ground truth
-is only ever reported, never used to choose.  For the answer the command
-prints and writes (JSON as ``synth search`` writes it, plus the agreements)
-its agreement with the replica, ``model_labels`` and ``labels``, where it
-disagrees, and how each of its atoms is represented inside the replica
+search's complexity penalty per unit of size) is the answer, near-ties broken
+by counterfactual fidelity on ``model_labels`` (:func:`synth.ranking.choose_grid_program`);
+the ground truth is only ever reported, never used to choose.  For the answer
+the command prints and writes (JSON as ``synth search`` writes it, plus the
+agreements, the ranking and the grid's ``data`` for ``synth report``) its
+agreement with the replica, ``model_labels`` and ``labels``, where it
+disagrees, the causal tests of moving pairs across its atoms' boundaries
+(:func:`synth.causal.counterfactual_grid`, on ``model_labels`` and the
+replica), and how each of its atoms is represented inside the replica
 (:func:`synth.evidence_grid.atom_representation`).
 
 Options the challenge parser does not (yet) define are read from ``args`` with
@@ -189,8 +193,11 @@ def _candidates(result: SearchResult) -> list[Candidate]:
 def run(args) -> int:
     from oracles.transformer_features import (feature_leaves, read_internals,
                                               transformer_oracle, uses_lookup)
+    from synth.causal import counterfactual_grid
     from synth.cli import format_front, synthesizer_from
     from synth.evidence_grid import agreements, disagreements, predictions
+    from synth.ranking import choose_grid_program
+    from synth.report import grid_data
 
     start = time.perf_counter()
     domain = GridDomain((P, P))
@@ -263,19 +270,29 @@ def run(args) -> int:
         print(f"{stats.programs_evaluated:,} programs in {stats.seconds:.1f} s; best "
               f"(size {best.size}) agrees with " + _agreement_text(searches[name]["agreement"]))
 
-    # the answer: penalised agreement with the challenge network, over both fronts
+    # the answer: penalised agreement with the challenge network, over both fronts; near-ties
+    # broken by counterfactual fidelity on the challenge network's labels
     penalty = max(s["penalty"] for s in searches.values())
-    scored = []
-    for origin, c in pool:
-        agree = agreements(predictions(c.program, env), {"model_labels": model_labels})
-        scored.append((agree["model_labels"] - penalty * c.size, -c.size, origin, c))
-    scored.sort(key=lambda t: (t[0], t[1]), reverse=True)
-    _, _, origin, chosen = scored[0]
+    network_agreement = {c: agreements(predictions(c.program, env),
+                                       {"model_labels": model_labels})["model_labels"]
+                         for _, c in pool}
+    origins = {c: origin for origin, c in reversed(pool)}  # the first search to find it
+    evidence_start = time.perf_counter()
+    ranking, counterfactual = choose_grid_program(
+        [c for _, c in pool], table_oracle, domain, penalty,
+        fidelity=network_agreement.__getitem__, network="model_labels",
+        seed=int(getattr(args, "seed", 0)))
+    chosen = ranking.chosen.candidate
+    origin = origins[chosen]
     pred = predictions(chosen.program, env)
     agree = agreements(pred, references)
 
-    evidence_start = time.perf_counter()
-    evidence = {"origin": origin, "agreement": agree,
+    causal = [counterfactual.to_json()]
+    if replica_oracle is not None:
+        causal.append(counterfactual_grid(replica_oracle, chosen.program, domain,
+                                          network="replica").to_json())
+    evidence = {"origin": origin, "agreement": agree, "evidence_score": ranking.chosen.evidence,
+                "causal": causal,
                 "disagreement": {k: disagreements(pred.reshape(P, P), v.reshape(P, P))
                                  for k, v in references.items()},
                 "lookup_tables": uses_lookup(chosen.program)}
@@ -300,6 +317,8 @@ def run(args) -> int:
         data["settings"] = json_safe(main.settings)
         data["best"] = chosen.to_json()
         data["agreement"] = agree
+        data["ranking"] = ranking.to_json()
+        data["data"] = grid_data(domain, model_labels)
         data["challenge"] = {
             "oracle": origin,
             "replica": json_safe(replica_info),
@@ -330,6 +349,9 @@ def print_answer(chosen: Candidate, agree: Mapping[str, float], evidence: Mappin
         near = d.get("near_boundary", {})
         print(f"differs from {name} on {d['count']} pairs"
               + (f" ({near['1']:.0%} within one step of its boundary)" if near else ""))
+    if evidence.get("causal"):
+        from synth.causal import format_causal
+        print(format_causal(evidence["causal"]))
     for expr, entry in evidence.get("atoms", {}).items():
         probes = entry["probes"]
         best = entry.get("best_point")

@@ -5,14 +5,14 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from benchmarks.casper_mnist import add_options as add_mnist_options
     from synth.cli import add_search_options
 
     parser = sub.add_parser("challenge", help="recover a Casper EIS VII challenge program "
                                               "from the files under $SYNTH_DATA_DIR/casper")
     which = parser.add_subparsers(title="challenges", dest="challenge", required=True)
     mnist = which.add_parser("mnist", help="challenge 1: the MNIST CNN")
-    mnist.add_argument("--hint", help="a user template (PNG of any size, or .npy)")
-    add_search_options(mnist, time_limit=240.0)
+    add_mnist_options(mnist)  # the options of python -m benchmarks.casper_mnist
     mnist.set_defaults(run=_run_mnist)
     transformer = which.add_parser("transformer", help="challenge 2: the 1-layer transformer")
     transformer.add_argument("--train", action="store_true",

@@ -14,6 +14,10 @@ again only to score what came back:
   held out);
 * ``size``, ``seconds`` (wall time of the search), ``programs_per_second``.
 
+Image tasks (domain ``mnist``, :mod:`benchmarks.images_suite`) train the
+challenge-1 CNN instead of an MLP, and score ``agreement`` on the images the
+network did not train on, ``exact`` meaning at least 99.5% there.
+
 Results go to ``out/``: one JSON file per finished task under ``tasks/``
 (a rerun skips tasks whose file holds a result of the same configuration),
 and after every task ``results.json``, ``results.csv`` (one row per task and
@@ -35,14 +39,15 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.images_suite import IMAGE_DOMAINS, IMAGE_PEERS, ImageBenchSettings
 from benchmarks.suites import Task
 from benchmarks.train_cli import TrainSettings
 
 SOURCES = ("labels", "network")
 CSV_FIELDS = ("suite", "task", "atoms", "kinds", "hidden", "source", "method", "exact",
-              "agreement", "fidelity", "fit_fidelity", "holdout_fidelity", "size", "seconds",
-              "cpu_seconds", "load", "programs_evaluated", "programs_per_second", "program",
-              "oracle_agreement", "error")
+              "agreement", "agreement_all", "fidelity", "fit_fidelity", "holdout_fidelity",
+              "size", "seconds", "cpu_seconds", "load", "programs_evaluated",
+              "programs_per_second", "program", "oracle_agreement", "error")
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,7 @@ class BenchConfig:
     synth_options: dict = field(default_factory=dict)  # extra Synthesizer parameters
     train: TrainSettings = field(default_factory=TrainSettings)
     cache_dir: str | None = None
+    images: ImageBenchSettings | None = None  # image tasks (default settings when None)
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -63,18 +69,21 @@ class BenchConfig:
         if not self.time_limit > 0:
             raise ValueError(f"the time limit must be positive, got {self.time_limit}")
         from benchmarks.peers import PEERS
-        unknown = [p for p in self.peers if p not in PEERS]
+        known = dict.fromkeys(PEERS + IMAGE_PEERS)
+        unknown = [p for p in self.peers if p not in known]
         if unknown:
-            raise ValueError(f"unknown peers {unknown}; known: {', '.join(PEERS)}")
+            raise ValueError(f"unknown peers {unknown}; known: {', '.join(known)}")
 
     def fingerprint(self) -> dict:
         """The settings a stored result must share to be reused on resume."""
         out = {"source": self.source, "seed": self.seed, "time_limit": self.time_limit,
                "peers": list(self.peers), "synth_options": dict(sorted(
                    self.synth_options.items()))}
-        if self.source == "network":
+        if self.source == "network" and self.images is None:
             out["train"] = {k: list(v) if isinstance(v, tuple) else v
                             for k, v in asdict(self.train).items()}
+        if self.images is not None:
+            out["images"] = self.images.to_json()
         return out
 
 
@@ -90,21 +99,44 @@ def run_job(job: Job) -> dict:
     doc = {"key": task.key, "task": task.to_json(), "config": config.fingerprint(),
            "network": None, "results": []}
     try:
-        domain = task.grid()
-        env = domain.all_inputs()
-        truth = task.hidden().evaluate(env)
-        labels, doc["network"] = _oracle_labels(task, config, env, truth)
-        doc["results"].append(_run_engine(env, labels, truth, config))
+        run = prepare_run(task, config)
+        doc["network"] = run.network
+        doc["results"].append(run.engine())
         for peer in config.peers:
-            from benchmarks.peers import run_peer
             try:
-                doc["results"].append(run_peer(peer, env, labels, truth,
-                                               time_limit=config.time_limit, seed=config.seed))
+                doc["results"].append(run.peer(peer))
             except Exception as err:  # a peer's failure is its row, not the run's end
                 doc["results"].append({"method": peer, "error": _describe(err)})
     except Exception as err:
         doc["error"] = _describe(err)
     return doc
+
+
+def prepare_run(task: Task, config: BenchConfig):
+    """The task's oracle labels, ready for ``engine()`` and ``peer(name)`` (each a
+    result row); ``network`` describes the trained network, if any."""
+    if task.domain in IMAGE_DOMAINS:
+        from benchmarks.images_suite import ImageRun
+        return ImageRun(task, config)
+    return GridRun(task, config)
+
+
+class GridRun:
+    """A task over a grid domain: every point is a query."""
+
+    def __init__(self, task: Task, config: BenchConfig) -> None:
+        self.config = config
+        self.env = task.grid().all_inputs()
+        self.truth = task.hidden().evaluate(self.env)
+        self.labels, self.network = _oracle_labels(task, config, self.env, self.truth)
+
+    def engine(self) -> dict:
+        return _run_engine(self.env, self.labels, self.truth, self.config)
+
+    def peer(self, name: str) -> dict:
+        from benchmarks.peers import run_peer
+        return run_peer(name, self.env, self.labels, self.truth,
+                        time_limit=self.config.time_limit, seed=self.config.seed)
 
 
 def _oracle_labels(task: Task, config: BenchConfig, env, truth):
@@ -127,7 +159,9 @@ def _oracle_labels(task: Task, config: BenchConfig, env, truth):
 def _run_engine(env, labels, truth, config: BenchConfig) -> dict:
     from synth.search import Synthesizer
 
-    synth = Synthesizer(time_limit=config.time_limit, seed=config.seed, **config.synth_options)
+    # CPU seconds: a task's result must not depend on what else the machine runs
+    synth = Synthesizer(time_limit=config.time_limit, seed=config.seed, clock="cpu",
+                        **config.synth_options)
     start, cpu = time.perf_counter(), time.process_time()
     synth.fit(env, labels)  # the engine sees the inputs and the oracle's labels only
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu

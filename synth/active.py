@@ -86,12 +86,18 @@ class ActiveSynthesizer:
     holdout: holdout fraction for the refits (``None`` keeps the base's); by
         default 0, since every query is precious and the disagreement and
         boundary queries check the program better than held-out random rows.
+    time_limit: seconds for the whole active search (``None``: no limit): no round
+        starts after it, and a refit gets at most what is left (but at least a
+        fifth of the base's own limit), so it overruns by little.
+    clock: what ``time_limit`` counts, ``"wall"`` or ``"cpu"`` seconds (as for
+        :class:`~synth.search.Synthesizer`).
     """
 
     def __init__(self, base=None, *, initial: int = 256, batch: int = 128, budget: int = 4096,
                  rounds: int = 20, top_k: int = 6, pool: int = 200_000,
                  shares: tuple[float, float, float] = (0.4, 0.45, 0.15),
                  patience: int | None = 2, holdout: float | None = 0.0, seed: int = 0,
+                 time_limit: float | None = None, clock: str = "wall",
                  verbose: bool = False) -> None:
         self.base = base
         self.initial = initial
@@ -104,6 +110,8 @@ class ActiveSynthesizer:
         self.patience = patience
         self.holdout = holdout
         self.seed = seed
+        self.time_limit = time_limit
+        self.clock = clock
         self.verbose = verbose
 
     # -- public API ----------------------------------------------------------
@@ -111,6 +119,11 @@ class ActiveSynthesizer:
         """Query ``oracle`` on points of ``domain`` and search for its program."""
         if self.budget < 1 or self.initial < 1 or self.batch < 1:
             raise ValueError("initial, batch and budget must be positive")
+        from synth.search import CLOCKS
+        if self.clock not in CLOCKS:
+            raise ValueError(f"clock must be one of {sorted(CLOCKS)}, got {self.clock!r}")
+        self._now = CLOCKS[self.clock]
+        self._start = self._now()
         start = time.perf_counter()
         rng = np.random.default_rng(self.seed)
         self.domain_ = domain
@@ -125,6 +138,9 @@ class ActiveSynthesizer:
         self.stopped_ = "budget"
         for r in range(1, self.rounds + 1):
             t = time.perf_counter()
+            if self._left() <= 0:
+                self.stopped_ = "time"
+                break
             remaining = min(self.budget - len(self.queried_), domain.size - len(self.queried_))
             if remaining <= 0:
                 self.stopped_ = "budget" if len(self.queried_) < domain.size else "domain"
@@ -195,7 +211,7 @@ class ActiveSynthesizer:
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in ("base", "initial", "batch", "budget", "rounds",
                                               "top_k", "pool", "shares", "patience",
-                                              "holdout", "seed")}
+                                              "holdout", "seed", "time_limit", "clock")}
 
     # -- rounds --------------------------------------------------------------
     def _refit(self) -> None:
@@ -204,6 +220,9 @@ class ActiveSynthesizer:
             time_limit=10.0)
         if self.holdout is not None:
             synthesizer.holdout = self.holdout
+        if self.time_limit is not None:
+            limit = synthesizer.time_limit
+            synthesizer.time_limit = min(limit, max(self._left(), 0.2 * limit))
         # a new seed each round: other signature samples, other near-ties broken
         # otherwise, so the hall of fame gathers more diverse rivals
         synthesizer.seed = int(getattr(synthesizer, "seed", 0)) + len(self.history_)
@@ -234,6 +253,12 @@ class ActiveSynthesizer:
         stats = dataclasses.replace(last.stats, queries=len(z))
         self.result_: SearchResult = SearchResult(best, tuple(front), stats, last.settings)
         self.best_: Candidate = best
+
+    def _left(self) -> float:
+        """Seconds left of ``time_limit`` (infinite without one)."""
+        if self.time_limit is None:
+            return float("inf")
+        return self.time_limit - (self._now() - self._start)
 
     def _leaders(self) -> list[Candidate]:
         """The best program first, then the other top-k front members."""

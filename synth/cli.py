@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_search_options(parser: argparse.ArgumentParser, time_limit: float = 60.0) -> None:
     parser.add_argument("--time-limit", type=float, default=time_limit, help="seconds")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="what --time-limit counts: wall-clock seconds, or this process's "
+                             "CPU seconds (the same result on a busy machine, only later)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-atoms", type=int, default=12,
                         help="largest number of atoms in a formula")
@@ -88,7 +91,7 @@ def synthesizer_from(args):
     load_primitive_files(args.primitives)
     return Synthesizer(time_limit=args.time_limit, seed=args.seed, max_atoms=args.max_atoms,
                        beam_width=args.beam_width, max_feature_size=args.max_feature_size,
-                       progress=not args.quiet)
+                       clock=args.clock, progress=not args.quiet)
 
 
 def run_search(args) -> int:

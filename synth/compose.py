@@ -20,6 +20,8 @@ import numpy as np
 from synth.thresholds import Split
 
 OPS = ("and", "or", "xor")
+#: Connectives grown by a pair of atoms joined by the dual connective.
+_PAIRED = {"or": "and", "and": "or"}
 _NP = {"and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor}
 
 # A tree is ("atom", k) or (op, left, right); paths are tuples of 1/2 steps.
@@ -51,7 +53,8 @@ class Composer:
     def __init__(self, best_atoms: Callable, truth: Callable[[Split], np.ndarray],
                  size_of: Callable[[Tree, tuple[Split, ...]], int], z: np.ndarray,
                  w: np.ndarray, penalty: float, beam_width: int = 4, max_atoms: int = 4,
-                 refit_passes: int = 2, passes: int = 1) -> None:
+                 refit_passes: int = 2, passes: int = 1,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.best_atoms, self.truth, self.size_of = best_atoms, truth, size_of
         self.z = np.asarray(z, dtype=bool)
         self.w = np.asarray(w, dtype=np.float64)
@@ -60,6 +63,7 @@ class Composer:
         self.penalty = penalty
         self.beam_width, self.max_atoms, self.refit_passes = beam_width, max_atoms, refit_passes
         self.passes = passes
+        self.clock = clock
         self.seen: dict[tuple, Formula] = {}
         self.evaluated = 0
 
@@ -105,16 +109,40 @@ class Composer:
         out = []
         k = len(f.atoms)
         for path, sub in _subtrees(f.tree):
-            if time.perf_counter() > deadline:
+            if self.clock() > deadline:
                 break
             value = self.evaluate(sub, f.atoms)
             for op in OPS:
                 when_false, when_true = _settings(op, value)
                 p0 = self.evaluate(f.tree, f.atoms, {path: when_false})
                 p1 = self.evaluate(f.tree, f.atoms, {path: when_true})
-                for atom in self.conditional(p0, p1, top):
-                    tree = _replace(f.tree, path, (op, sub, ("atom", k)))
-                    out.append(self.make(tree, f.atoms + (atom,)))
+                grown = [self.make(_replace(f.tree, path, (op, sub, ("atom", k))),
+                                   f.atoms + (atom,))
+                         for atom in self.conditional(p0, p1, top)]
+                if op in _PAIRED and all(self.score(g) <= self.score(f) for g in grown):
+                    grown += self._grow_pair(f, path, sub, op, p0, p1)
+                out.extend(grown)
+        return out
+
+    def _grow_pair(self, f: Formula, path: tuple, sub: Tree, op: str, p0: np.ndarray,
+                   p1: np.ndarray) -> list[Formula]:
+        """``S or (B1 and B2)`` (dually ``S and (B1 or B2)``) where no single atom
+        helps: a rare conjunction (``x % 8 == 0 and y % 8 == 0``) has no atom
+        that adds more right rows than wrong ones.  ``B1`` is fitted as a
+        necessary condition of the rows the pair must make True (as a
+        sufficient one, dually), ``B2`` conditionally on it."""
+        inner = _PAIRED[op]
+        target = self.z == p1
+        emphasis = target if inner == "and" else ~target
+        k = len(f.atoms)
+        tree = _replace(f.tree, path, (op, sub, (inner, ("atom", k), ("atom", k + 1))))
+        second = path + (2, 2)
+        out = []
+        for first in self.best_atoms(target, self.w * (p0 != p1) * (1 + 9 * emphasis), 1):
+            atoms = f.atoms + (first, first)  # the second slot is overridden below
+            q0 = self.evaluate(tree, atoms, {second: np.zeros(len(self.z), bool)})
+            q1 = self.evaluate(tree, atoms, {second: np.ones(len(self.z), bool)})
+            out += [self.make(tree, f.atoms + (first, atom)) for atom in self.conditional(q0, q1, 1)]
         return out
 
     def refit(self, f: Formula, passes: int | None = None) -> Formula:
@@ -170,7 +198,7 @@ class Composer:
     # -- search -------------------------------------------------------------
     def search(self, initial: list[Split], deadline: float,
                on_level: Callable[[int, list[Formula]], None] | None = None) -> list[Formula]:
-        """All formulas met, best first; stops at ``deadline`` (perf_counter).
+        """All formulas met, best first; stops at ``deadline`` (on ``clock``).
 
         A pass grows the beam one atom at a time up to ``max_atoms``; while
         time remains and no formula is perfect, the search passes again with
@@ -180,7 +208,7 @@ class Composer:
         width = self.beam_width
         for _ in range(self.passes):
             beam = self._pass(initial, deadline, on_level)
-            if time.perf_counter() > deadline or self._perfect(beam):
+            if self.clock() > deadline or self._perfect(beam):
                 break
             self.beam_width *= 2
         self.beam_width = width
@@ -192,18 +220,18 @@ class Composer:
         if on_level:
             on_level(1, self._top(beam))
         for n_atoms in range(2, self.max_atoms + 1):
-            if time.perf_counter() > deadline or self._perfect(beam):
+            if self.clock() > deadline or self._perfect(beam):
                 break
             grown: list[Formula] = []
             for f in beam:
-                if time.perf_counter() > deadline:
+                if self.clock() > deadline:
                     break
                 grown.extend(self.grow(f, top=2, deadline=deadline))
             if not grown:
                 break
             refined = []
             for rank, f in enumerate(self._top(grown)):
-                if time.perf_counter() > deadline:
+                if self.clock() > deadline:
                     refined.append(f)
                     continue
                 f = self.refit(f)

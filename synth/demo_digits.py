@@ -149,7 +149,7 @@ def run(args, out=None) -> int:
                 images, labels, oracle=oracle, classes=classes, time_limit=args.time_limit,
                 seed=args.seed, max_feature_size=min(args.max_feature_size, 3),
                 max_atoms=min(args.max_atoms, 2), beam_width=args.beam_width, refine=0,
-                template_rows=len(images), log=log)
+                template_rows=len(images), clock=args.clock, log=log)
         report(rep.result, None, out)
         print("\n" + format_report(rep), file=out)
         recovered = np.asarray(rep.best.program.evaluate({"image": images})).astype(np.int64)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,8 +81,10 @@ class Enumerator:
     (other than literals) are discarded.
     """
 
-    def __init__(self, grammar: Grammar, env: Mapping[str, np.ndarray], seed: int = 0) -> None:
+    def __init__(self, grammar: Grammar, env: Mapping[str, np.ndarray], seed: int = 0,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.grammar = grammar
+        self.clock = clock
         self.env = {k: np.asarray(v) for k, v in env.items()}
         self.n = len(next(iter(self.env.values())))
         rng = np.random.default_rng(seed)
@@ -106,7 +108,7 @@ class Enumerator:
         for size in range(1, max_size + 1):
             if size <= self.max_size_completed:
                 continue
-            if deadline is not None and time.perf_counter() > deadline:
+            if deadline is not None and self.clock() > deadline:
                 break
             completed = self._build_size(size, deadline)
             if not completed:
@@ -152,7 +154,7 @@ class Enumerator:
             if budget < prim.arity:
                 continue
             for sizes in _compositions(budget, prim.arity):
-                if deadline is not None and time.perf_counter() > deadline:
+                if deadline is not None and self.clock() > deadline:
                     return False
                 self._apply_all(prim, size, sizes)
         return True

@@ -21,11 +21,12 @@ specific to images.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from dsl.program import Apply, Const, Program, Var
-from dsl.types import BOOL
+from dsl.types import BOOL, INT, REAL
 
 #: Module types whose output repeats their input's information (skipped by default).
 _PASSTHROUGH = ("Dropout", "Flatten", "Identity")
@@ -51,12 +52,15 @@ def default_layers(oracle) -> list[str]:
 
 def program_features(program: Program) -> list[Program]:
     """The program's scalar features: maximal subprograms that read the inputs
-    and compute a number (``dot(image, T)``, ``ink(image)``), each once, in
+    and compute a number (``dot(image, T)``, ``ink(image)``, ``x * y``, or a
+    numeric input compared directly, as ``x`` in ``x > 50``), each once, in
     printing order.  Constants and comparisons are not features."""
     out: list[Program] = []
 
     def visit(node: Program) -> None:
-        if isinstance(node, (Const, Var)) or not node.inputs:
+        if isinstance(node, Const) or not node.inputs:
+            return
+        if isinstance(node, Var) and node.type not in (INT, REAL):
             return
         if node.type is not BOOL:
             if node not in out:
@@ -87,41 +91,99 @@ def program_atoms(program: Program) -> list[Program]:
     return out
 
 
-def _split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_rows(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) row indices, sorted: a seeded random ``test_fraction`` of ``n`` held out."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(n)
     n_test = max(1, int(round(test_fraction * n)))
     return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 
-def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    mean = train.mean(axis=0)
-    std = train.std(axis=0)
-    keep = std > 1e-12  # constant units (dead ReLUs) carry nothing
-    std = np.where(keep, std, 1.0)
-    return ((train - mean) / std)[:, keep], ((test - mean) / std)[:, keep]
+def fit_readout(acts: np.ndarray, targets: np.ndarray,
+                train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Linear readouts of every target column from one layer's activations,
+    fitted on the ``train`` rows: ``(W (D, T), b (T,))`` in the activations' and
+    targets' own units, so that ``acts @ W + b`` predicts the targets.
+
+    One ``RidgeCV`` fit per layer, all targets at once (``alpha_per_target``:
+    each target gets the penalty its own leave-one-out error prefers), on
+    standardised activations and standardised targets, mapped back to raw
+    units.  Constant units (dead ReLUs) get zero weight.
+    """
+    from sklearn.linear_model import RidgeCV
+
+    a = np.asarray(acts, dtype=np.float64)
+    y = np.asarray(targets, dtype=np.float64)
+    if y.ndim == 1:
+        y = y[:, None]
+    mu, sd = y[train].mean(axis=0), y[train].std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    mean, std = a[train].mean(axis=0), a[train].std(axis=0)
+    keep = std > 1e-12
+    weights = np.zeros((a.shape[1], y.shape[1]))
+    if not keep.any():
+        return weights, mu
+    model = RidgeCV(alphas=np.logspace(-2, 5, 15), alpha_per_target=True)
+    model.fit((a[train][:, keep] - mean[keep]) / std[keep], (y[train] - mu) / sd)
+    coef = np.asarray(model.coef_).reshape(y.shape[1], -1).T  # (kept units, T)
+    weights[keep] = coef / std[keep, None] * sd
+    bias = (np.asarray(model.intercept_).reshape(-1) - (mean[keep] / std[keep]) @ coef) * sd + mu
+    return weights, bias
 
 
 def decode_layer(acts: np.ndarray, targets: np.ndarray, train: np.ndarray,
                  test: np.ndarray) -> np.ndarray:
-    """Held-out predictions of every target column from one layer's activations.
+    """Held-out predictions of every target column from one layer's activations:
+    the :func:`fit_readout` of the ``train`` rows applied to the ``test`` rows,
+    (len(test), T) in the targets' own units."""
+    weights, bias = fit_readout(acts, targets, train)
+    return np.asarray(acts, dtype=np.float64)[test] @ weights + bias
 
-    One ``RidgeCV`` fit per layer, all targets at once (``alpha_per_target``:
-    each target gets the penalty its own leave-one-out error prefers), on
-    standardised activations and standardised targets.  Returns the
-    predictions on the ``test`` rows in the targets' own units, (len(test), T).
-    """
-    from sklearn.linear_model import RidgeCV
 
-    a_train, a_test = _standardise(acts[train], acts[test])
-    y = np.asarray(targets, dtype=np.float64)
-    mu, sd = y[train].mean(axis=0), y[train].std(axis=0)
-    sd = np.where(sd > 0, sd, 1.0)
-    if a_train.shape[1] == 0:
-        return np.broadcast_to(mu, (len(test), y.shape[1])).copy()
-    model = RidgeCV(alphas=np.logspace(-2, 5, 15), alpha_per_target=True)
-    model.fit(a_train, (y[train] - mu) / sd)
-    return model.predict(a_test).reshape(len(test), -1) * sd + mu
+@dataclass(frozen=True, eq=False)
+class Readout:
+    """Where a scalar feature sits in one layer: ``value ~ acts @ weights + bias``.
+
+    ``weights`` is the probe direction (in the layer's flattened activation
+    space) that :func:`synth.causal.patch_feature` intervenes along; ``r2`` is
+    the readout's R^2 on rows it was not fitted on.  ``encoding`` is the other
+    way round: how much each unit moves per unit of the feature (the
+    least-squares slope of the unit on the feature), the direction along which
+    the layer's activations vary with it."""
+
+    feature: str
+    layer: str
+    weights: np.ndarray = field(repr=False)
+    bias: float
+    r2: float
+    encoding: np.ndarray = field(repr=False)
+
+
+def feature_readouts(oracle, inputs: Mapping[str, np.ndarray], features: Sequence[Program],
+                     layers: Sequence[str], train: np.ndarray,
+                     test: np.ndarray) -> dict[tuple[str, str], Readout]:
+    """The :class:`Readout` of every feature from every layer, fitted on the
+    ``train`` rows of ``inputs`` and scored on its ``test`` rows, keyed
+    ``(str(feature), layer)``."""
+    if not features:
+        raise ValueError("no features to read out")
+    with np.errstate(all="ignore"):
+        values = np.stack([np.asarray(f.evaluate(dict(inputs)), dtype=np.float64)
+                           for f in features], axis=1)
+    values = np.where(np.isfinite(values), values, 0.0)
+    centred = values[train] - values[train].mean(axis=0)
+    spread = (centred ** 2).sum(axis=0)
+    out = {}
+    for layer in layers:
+        acts = oracle.features(inputs, [layer])[layer]
+        weights, bias = fit_readout(acts, values, train)
+        pred = acts[test] @ weights + bias
+        slopes = (acts[train] - acts[train].mean(axis=0)).T @ centred / np.where(spread > 0,
+                                                                                   spread, 1.0)
+        for j, f in enumerate(features):
+            out[str(f), layer] = Readout(str(f), layer, weights[:, j], float(bias[j]),
+                                         _r2(values[test, j], pred[:, j]), slopes[:, j])
+    return out
 
 
 def _r2(truth: np.ndarray, pred: np.ndarray) -> float:
@@ -152,7 +214,7 @@ def decodability(oracle, inputs: Mapping[str, np.ndarray], program: Program, *,
     env = {k: np.asarray(v)[rows] for k, v in inputs.items()}
     if len(rows) < 10:
         raise ValueError(f"decodability needs at least 10 rows, got {len(rows)}")
-    train, test = _split(len(rows), test_fraction, seed)
+    train, test = split_rows(len(rows), test_fraction, seed)
     feats = list(dict.fromkeys([*program_features(program), *features]))
     with np.errstate(all="ignore"):
         values = [np.asarray(f.evaluate(env), dtype=np.float64) for f in feats]
@@ -217,5 +279,6 @@ def format_decodability(evidence: Mapping) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["default_layers", "program_features", "program_atoms", "decode_layer",
-           "decodability", "format_decodability"]
+__all__ = ["default_layers", "program_features", "program_atoms", "split_rows",
+           "fit_readout", "decode_layer", "Readout", "feature_readouts", "decodability",
+           "format_decodability"]

@@ -283,6 +283,39 @@ class ImageSearchReport:
         return data
 
 
+def prefer_simpler(result: SearchResult, images: np.ndarray, labels: np.ndarray,
+                   hold_rows: np.ndarray, z: float = 2.0) -> SearchResult:
+    """The result with its best replaced by the smallest front program the best
+    does not beat *significantly* on the held-out rows.
+
+    A sign test over the held-out rows where the two programs disagree: the
+    larger program stays only if ``wins - losses > z * sqrt(wins + losses)``.
+    A larger program must earn its size on queries no template or threshold
+    was fitted on, not by copying the network's mistakes on the fit rows.
+    (The held-out fidelity reported for the chosen program has then served to
+    choose among a handful of front programs.)
+    """
+    best = result.best
+    if not len(hold_rows):
+        return result
+    env = {"image": np.asarray(images)[hold_rows]}
+    truth = np.asarray(labels)[hold_rows].astype(np.int64)
+
+    def right(c: Candidate) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return np.asarray(c.program.evaluate(env)).astype(np.int64) == truth
+
+    best_right = right(best)
+    for c in sorted(result.pareto, key=lambda c: c.size):
+        if c.size >= best.size:
+            break
+        other = right(c)
+        wins, losses = int((best_right & ~other).sum()), int((other & ~best_right).sum())
+        if wins - losses <= z * np.sqrt(wins + losses):
+            return replace(result, best=c)
+    return result
+
+
 def cut_front(result: SearchResult, max_size: int, penalty: float) -> SearchResult:
     """The result with its Pareto front cut at ``max_size`` nodes and the best
     re-picked by penalised fidelity within the cut."""
@@ -373,8 +406,8 @@ def recover_image_program(images: np.ndarray, labels: np.ndarray, *, oracle=None
                           beam_width: int = 4, refine: int | None = None,
                           template_rows: int = 5000, pca: int = 4, search_templates: int = 40,
                           grid: int = GRID, evidence: bool = True, seed: int = 0,
-                          complexity_penalty: float = 2e-4,
-                          log: Log = _quiet) -> ImageSearchReport:
+                          complexity_penalty: float = 2e-4, significance: float | None = 2.0,
+                          clock: str = "wall", log: Log = _quiet) -> ImageSearchReport:
     """Find a program of at most ``max_size`` nodes over ``images`` explaining ``labels``.
 
     ``oracle`` (a TorchOracle, optional) supplies network templates and the
@@ -383,9 +416,15 @@ def recover_image_program(images: np.ndarray, labels: np.ndarray, *, oracle=None
     :func:`build_template_bank` for ``refine``.  The search reads the
     scalar image features plus ``dot``/``cosine``/``centered_dot`` with the
     ``search_templates`` best-screened templates.  ``time_limit`` bounds the
-    whole pipeline; the search gets what the templates leave of it.
+    whole pipeline; the search gets what the templates leave of it.  The best
+    program is the penalised best of the front cut at ``max_size``, then the
+    smallest one it does not beat significantly on the held-out rows
+    (:func:`prefer_simpler` with ``z = significance``; ``None``: no such test).
+    ``clock`` is what ``time_limit`` counts (see :class:`~synth.search.Synthesizer`).
     """
-    start = time.perf_counter()
+    from synth.search import CLOCKS, Synthesizer
+    now = CLOCKS[clock]
+    start = now()
     arr = np.asarray(images, dtype=np.float64)
     z = np.asarray(labels).astype(np.int64)
     bank = build_template_bank(arr, z, oracle=oracle, classes=classes,
@@ -394,18 +433,20 @@ def recover_image_program(images: np.ndarray, labels: np.ndarray, *, oracle=None
     timings = dict(bank.timings)
     features = image_features(bank.chosen(search_templates), grid=grid)
 
-    from synth.search import Synthesizer
     reserve = 30.0 if (evidence and oracle is not None) else 0.0
-    budget = max(10.0, time_limit - (time.perf_counter() - start) - reserve)
+    budget = max(min(10.0, time_limit / 2), time_limit - (now() - start) - reserve)
     log(f"searching {len(features)} features for at most {budget:.0f} s")
     t0 = time.perf_counter()
     synth = Synthesizer(time_limit=budget, features=features, max_feature_size=max_feature_size,
                         max_atoms=max_atoms, beam_width=beam_width,
                         primitives=IMAGE_PRIMITIVES, seed=seed,
-                        complexity_penalty=complexity_penalty, progress=log is not _quiet)
+                        complexity_penalty=complexity_penalty, clock=clock,
+                        progress=log is not _quiet)
     synth.fit({"image": arr}, z)
     timings["search"] = round(time.perf_counter() - t0, 2)
     result = cut_front(synth.result_, max_size, complexity_penalty)
+    if significance is not None:
+        result = prefer_simpler(result, arr, z, search_split(len(z), seed)[1], significance)
     program = result.best.program
     pred = np.asarray(program.evaluate({"image": arr})).astype(np.int64)
     fidelity = float((pred == z).mean())
@@ -459,15 +500,23 @@ IMAGE_DOMAINS = ("mnist", "digits")
 IMAGE_SHAPES = {"mnist": (28, 28), "digits": (8, 8)}
 
 
-def load_domain_images(domain: str) -> tuple[np.ndarray, np.ndarray]:
+def load_domain_images(domain: str, max_images: int | None = None,
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Images and digit classes of an image domain: the MNIST test set (from
-    ``$SYNTH_DATA_DIR``) or sklearn's 8x8 digits."""
+    ``$SYNTH_DATA_DIR``) or sklearn's 8x8 digits; ``max_images`` takes a
+    seeded random subset (in the data's order)."""
     from oracles.data import load_digits_images, load_mnist_test
-    if domain == "mnist":
-        return load_mnist_test()
-    if domain == "digits":
-        return load_digits_images()
-    raise ValueError(f"unknown image domain {domain!r}; choose one of {IMAGE_DOMAINS}")
+    loaders = {"mnist": load_mnist_test, "digits": load_digits_images}
+    if domain not in loaders:
+        raise ValueError(f"unknown image domain {domain!r}; choose one of {IMAGE_DOMAINS}")
+    if max_images is not None and max_images < 1:
+        raise ValueError(f"max_images must be positive, got {max_images}")
+    images, classes = loaders[domain]()
+    if max_images is not None and max_images < len(images):
+        rows = np.sort(np.random.default_rng(seed).choice(len(images), max_images,
+                                                          replace=False))
+        images, classes = images[rows], classes[rows]
+    return images, classes
 
 
 def load_user_templates(paths: Sequence[str], shape: tuple[int, int]) -> list[Template]:
@@ -496,7 +545,7 @@ def search_settings(args) -> dict:
             "max_feature_size": min(args.max_feature_size, IMAGE_FEATURE_SIZE),
             "max_atoms": min(args.max_atoms, atoms_within(max_size)),
             "beam_width": getattr(args, "beam_width", 4),
-            "refine": getattr(args, "refine", None)}
+            "refine": getattr(args, "refine", None), "clock": getattr(args, "clock", "wall")}
 
 
 def run_image_search(args, out=None) -> int:
@@ -533,6 +582,7 @@ def run_image_search(args, out=None) -> int:
 __all__ = ["IMAGE_PRIMITIVES", "IMAGE_DOMAINS", "IMAGE_SHAPES", "signed_template", "with_signed",
            "class_exemplars", "data_templates", "screen_templates", "Screened", "refine_template",
            "ImageSearchReport", "TemplateBank", "build_template_bank", "search_split", "cut_front",
+           "prefer_simpler",
            "recover_image_program", "format_report",
            "load_domain_images", "load_user_templates", "IMAGE_FEATURE_SIZE", "atoms_within",
            "search_settings",

@@ -4,15 +4,20 @@ The boundary of many labelling programs is a line in the plane of two
 features (``y > 0.02 * x**2 + 5`` in the plane of ``y`` and ``x**2``;
 ``max(x, y) > 2 * min(x, y)``).  For a pair of features we start from the
 Fisher discriminant direction, refine the angle by a local scan that
-maximises threshold accuracy, then round ``c`` to the fewest significant
-digits that lose no accuracy.  ``d`` is left to the threshold fitter.
+maximises threshold accuracy, then replace ``c`` by the simplest number
+that loses no accuracy: a fraction of small denominator (``3*x + 2*y``
+rather than ``x + 0.664*y``), else the fewest significant digits.  ``d`` is
+left to the threshold fitter.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 
+from dsl.program import Const, Program, apply
+from dsl.types import INT, REAL
 from synth.numbers import round_significant
 from synth.thresholds import best_threshold
 
@@ -23,7 +28,7 @@ class LinearFit:
 
     first: int
     second: int
-    ratio: float
+    ratio: Fraction | float
     correct: float
 
 
@@ -83,16 +88,36 @@ def fit_pair(f: np.ndarray, g: np.ndarray, z: np.ndarray, w: np.ndarray,
     return float(a), float(b), score(best_theta)
 
 
+#: Largest denominator tried for a fractional ratio.
+MAX_DENOMINATOR = 12
+
+
+def simple_ratios(c: float):
+    """Numbers near ``c`` from simplest up: fractions of denominator 1, 2, ...,
+    ``MAX_DENOMINATOR``, then ``c`` rounded to 1, 2, 3, 4 and 6 significant digits."""
+    seen = set()
+    exact = Fraction(c)
+    for d in range(1, MAX_DENOMINATOR + 1):
+        r = exact.limit_denominator(d)
+        if r not in seen:
+            seen.add(r)
+            yield r
+    for digits in (1, 2, 3, 4, 6):
+        rounded = round_significant(c, digits)
+        if rounded not in seen:
+            seen.add(rounded)
+            yield rounded
+
+
 def ratio_candidates(a: float, b: float, f: np.ndarray, g: np.ndarray, z, w,
-                     target: float, tolerance: float) -> float | None:
+                     target: float, tolerance: float) -> Fraction | float | None:
     """The simplest ratio ``c`` with ``f + c*g`` scoring within ``tolerance`` of ``target``."""
     if a == 0:
         return None
     c = b / a
-    for digits in (1, 2, 3, 4, 6):
-        rounded = round_significant(c, digits)
-        if rounded != 0 and best_threshold(f + rounded * g, z, w) >= target - tolerance:
-            return rounded
+    for ratio in simple_ratios(c):
+        if ratio != 0 and best_threshold(f + float(ratio) * g, z, w) >= target - tolerance:
+            return ratio
     return c
 
 
@@ -109,7 +134,21 @@ def fit_linear_atoms(values: np.ndarray, pairs: list[tuple[int, int]], z: np.nda
         if abs(a) * f.std() < abs(b) * g.std():  # express as g + c * f
             i, j, f, g, a, b = j, i, g, f, b, a
         ratio = ratio_candidates(a, b, f, g, z, w, correct, tolerance)
-        if ratio is None or not np.isfinite(ratio):
+        if ratio is None or not np.isfinite(float(ratio)):
             continue
-        fits.append(LinearFit(i, j, ratio, best_threshold(f + ratio * g, z, w)))
+        fits.append(LinearFit(i, j, ratio, best_threshold(f + float(ratio) * g, z, w)))
     return fits
+
+
+def line_program(f: Program, g: Program, ratio: Fraction | float) -> Program:
+    """``f + ratio * g`` as a program; a fraction ``p/q`` prints as ``q*f + p*g``."""
+    if isinstance(ratio, Fraction):
+        p, q = ratio.numerator, ratio.denominator
+        left = f if q == 1 else apply("mul", Const(q, INT), f)
+        if abs(p) == 1:
+            return apply("add" if p > 0 else "sub", left, g)
+        return apply("add" if p > 0 else "sub", left, apply("mul", Const(abs(p), INT), g))
+    c = abs(ratio)
+    coeff = Const(int(c), INT) if float(c).is_integer() and f.type is INT and g.type is INT \
+        else Const(float(c), REAL)
+    return apply("add" if ratio > 0 else "sub", f, apply("mul", coeff, g))

@@ -8,8 +8,15 @@ needs to judge the answer:
 * the Pareto front of size against fidelity, as a table and a plot;
 * for grid domains, the best program's decision boundary beside the labels it
   was searched on, and where the two differ (heatmaps);
-* every ``evidence`` entry of the best candidate, rendered generically from
-  nested dicts and lists, so new kinds of evidence appear without changes here;
+* for image programs, their templates drawn as pictures, each feature's
+  histogram over held-out images by the network's label with the program's
+  thresholds, and the images nearest a threshold (from ``data.images``, built
+  by :func:`image_data`);
+* the decodability of the program's features from each layer (a plot and a
+  table) and the causal tests (:mod:`synth.causal`): counterfactual fidelity
+  beside its random control, per test, with edited images when there are any;
+* every other ``evidence`` entry of the best candidate, rendered generically
+  from nested dicts and lists, so new kinds of evidence appear without changes;
 * the search statistics and settings, and any other top-level entry.
 
 Everything is inline (CSS, a few lines of JavaScript for sortable tables,
@@ -29,6 +36,7 @@ The domain and the labels come from an optional top-level ``data`` entry::
       "known": ARRAY                            # optional: bool mask of the points
     }                                           # whose labels were queried
 
+or, for image programs, ``"data": {"images": ...}`` as :func:`image_data` writes it;
 where ``ARRAY`` is either a reference to a file, ``{"path": "labels.npy"}``
 or ``{"path": "info.pkl", "key": "labels"}`` (relative paths are resolved
 against the JSON file's folder, then the working directory), or the array
@@ -130,6 +138,78 @@ def grid_data(domain, labels=None, *, path: str | None = None, key: str | None =
     return out
 
 
+def encode_image(image) -> dict:
+    """A grey image with values in [0, 1] as an ``ARRAY`` of 0..255 levels (compact)."""
+    return encode_array(np.round(np.clip(np.asarray(image, dtype=np.float64), 0, 1) * 255)
+                        .astype(np.uint8))
+
+
+def decode_image(ref, base_dir: str | os.PathLike | None = None) -> np.ndarray:
+    """The image an :func:`encode_image` entry stands for, in [0, 1]."""
+    array = decode_array(ref, base_dir)
+    return array / 255.0 if array.dtype == np.uint8 else array.astype(np.float64)
+
+
+def feature_thresholds(program) -> dict:
+    """``{feature: [thresholds]}``: the constants each of ``program``'s features
+    is compared with (``f < 18.5`` gives 18.5), in order, once each."""
+    from dsl.program import Const
+    from synth.evidence import program_features
+    from synth.evidence_grid import atoms_of
+
+    out: dict = {f: [] for f in program_features(program)}
+    for atom in atoms_of(program):
+        left, right = atom.args
+        for feature, other in ((left, right), (right, left)):
+            if feature in out and isinstance(other, Const) and other.value not in out[feature]:
+                out[feature].append(float(other.value))
+    return out
+
+
+def image_data(program, images, labels, *, bins: int = 40, examples: int = 8,
+               name: str = "image") -> dict:
+    """The ``data`` entry of a result JSON for a program over images.
+
+    ``images`` (N, H, W) in [0, 1] and the network's ``labels`` should be
+    held out from the search.  Holds the program's templates (as arrays), each
+    feature's histogram over the images split by label, with the thresholds
+    the program compares it with, and per feature the ``examples`` images
+    nearest one of its thresholds, with their labels and the program's."""
+    from dsl.images import Template
+
+    arr = np.asarray(images, dtype=np.float64)
+    z = np.asarray(labels).astype(np.int64)
+    if arr.ndim != 3 or z.shape != (len(arr),):
+        raise ValueError(f"need images (N, H, W) and one label each; got shapes {arr.shape} "
+                         f"and {z.shape}")
+    env = {name: arr}
+    with np.errstate(all="ignore"):
+        pred = np.asarray(program.evaluate(env)).astype(np.int64)
+    templates = {node.identifier: encode_array(node.array) for node in program.walk()
+                 if isinstance(node, Template)}
+    features, near = [], []
+    for feature, cuts in feature_thresholds(program).items():
+        with np.errstate(all="ignore"):
+            values = np.asarray(feature.evaluate(env), dtype=np.float64)
+        finite = np.isfinite(values)
+        if not finite.any():
+            continue
+        span = [float(values[finite].min()), float(values[finite].max())] + cuts
+        edges = np.linspace(min(span), max(span), bins + 1)
+        counts = {str(k): np.histogram(values[finite & (z == k)], edges)[0].tolist()
+                  for k in np.unique(z)}
+        features.append({"feature": str(feature), "thresholds": cuts,
+                         "edges": [round(float(e), 6) for e in edges], "counts": counts})
+        if cuts:
+            gap = np.min(np.abs(values[:, None] - np.asarray(cuts)[None, :]), axis=1)
+            for i in np.argsort(np.where(finite, gap, np.inf), kind="stable")[:examples]:
+                near.append({"feature": str(feature), "value": round(float(values[i]), 4),
+                             "network": int(z[i]), "program": int(pred[i]),
+                             "image": encode_image(arr[i])})
+    return {"images": {"count": int(len(arr)), "shape": list(arr.shape[1:]),
+                       "templates": templates, "features": features, "near_boundary": near}}
+
+
 # -- the page ----------------------------------------------------------------------
 def write_report(json_path: str | os.PathLike, html_path: str | os.PathLike | None = None, *,
                  domain: str | None = None, labels: str | None = None,
@@ -172,13 +252,22 @@ def render_report(result: Mapping, *, title: str = "search result",
     settings = result.get("settings") or {}
     penalty = settings.get("complexity_penalty") if isinstance(settings, Mapping) else None
     sections = [_summary(best), _program_section(best),
-                _pareto_section(result.get("pareto") or [], best, penalty),
-                _grid_section(result, best, base_dir)]
+                _pareto_section(result.get("pareto") or [], best, penalty)]
+    data = result.get("data")
+    if isinstance(data, Mapping) and isinstance(data.get("images"), Mapping):
+        sections += _image_sections(data["images"], base_dir)
+    else:
+        sections.append(_grid_section(result, best, base_dir))
     evidence = best.get("evidence")
-    if evidence:
+    if isinstance(evidence, Mapping):
+        sections += [_decodability_section(evidence), _causal_section(evidence)]
+        rest = {k: v for k, v in evidence.items() if k not in _evidence_shown(evidence)}
+        if rest:
+            sections.append(_section("Evidence", render_value(rest), "evidence"))
+    elif evidence:
         sections.append(_section("Evidence", render_value(evidence), "evidence"))
     for name, value in result.items():
-        if name not in _OWN_SECTIONS:
+        if name not in _OWN_SECTIONS and not (name == "evidence" and value == evidence):
             sections.append(_section(_title_of(name), render_value(value), f"extra-{name}"))
     if result.get("stats"):
         sections.append(_section("Search statistics", render_value(result["stats"]), "stats"))
@@ -228,10 +317,7 @@ def _pareto_section(pareto: Sequence, best: Mapping, penalty) -> str:
         rows.append(f"<tr{' class=best' if is_best else ''}>{tds}</tr>")
     table = (f"<table class='sortable'><thead><tr>{''.join(f'<th>{_e(h)}</th>' for h in header)}"
              f"</tr></thead><tbody>{''.join(rows)}</tbody></table>")
-    try:
-        image = _img(_pareto_png(pareto, best), "Pareto front: size against fidelity")
-    except Exception as err:  # a plot is a nicety; the table says it all
-        image = f"<p class='note'>No plot: {_e(type(err).__name__)}: {_e(err)}</p>"
+    image = _plot(lambda: _pareto_png(pareto, best), "Pareto front: size against fidelity")
     note = ("<p class='note'>★ marks the best program: the highest fidelity minus "
             f"{_fmt(penalty)} per unit of size.</p>" if penalty else "")
     return _section("Pareto front", f"<div class='pair'><div>{table}{note}</div>"
@@ -488,6 +574,204 @@ def _block_any(grid: np.ndarray, block: tuple[int, int]) -> np.ndarray:
     return padded.reshape(padded.shape[0] // bx, bx, padded.shape[1] // by, by).max(axis=(1, 3))
 
 
+# -- image programs ------------------------------------------------------------------
+def _image_sections(images: Mapping, base_dir) -> list[str]:
+    """Templates, feature histograms with thresholds, and images near the boundary."""
+    count = images.get("count")
+    held = f" over {_fmt(count)} held-out images" if _is_num(count) else ""
+    out = []
+    templates = images.get("templates") or {}
+    if templates:
+        out.append(_section("Templates", "<p class='note'>The constant images the program "
+                            "compares with (blue negative, red positive).</p>" + _plot(
+                                lambda: _templates_png(templates, base_dir), "templates"),
+                            "templates"))
+    features = [f for f in images.get("features") or [] if isinstance(f, Mapping)]
+    if features:
+        out.append(_section("Features and thresholds", f"<p class='note'>Each feature{held}, "
+                            "by the network's label; dashed lines are the program's "
+                            "thresholds.</p>" + _plot(lambda: _histograms_png(features),
+                                                      "feature histograms"), "features"))
+    near = [e for e in images.get("near_boundary") or [] if isinstance(e, Mapping)]
+    if near:
+        captions = [f"{_fmt(e.get('value'))}\nnet {e.get('network')} / prog "
+                    f"{e.get('program')}" for e in near]
+        out.append(_section("Examples near the boundary", "<p class='note'>The held-out "
+                            "images whose feature lies nearest a threshold: the feature's "
+                            "value, the network's label and the program's.</p>" + _plot(
+                                lambda: _pictures_png([decode_image(e["image"], base_dir)
+                                                       for e in near], captions), "examples"),
+                            "near-boundary"))
+    return out
+
+
+def _plot(draw, alt: str) -> str:
+    """A drawn plot, or a note saying why there is none (a plot is a nicety)."""
+    try:
+        return _img(draw(), alt)
+    except Exception as err:
+        return f"<p class='note'>No plot: {_e(type(err).__name__)}: {_e(err)}</p>"
+
+
+def _templates_png(templates: Mapping, base_dir) -> bytes:
+    arrays = {name: decode_array(ref, base_dir) for name, ref in templates.items()}
+    fig = _figure(2.6 * len(arrays), 2.7)
+    for k, (name, arr) in enumerate(arrays.items(), 1):
+        ax = fig.add_subplot(1, len(arrays), k)
+        bound = float(np.abs(arr).max()) or 1.0
+        shown = ax.imshow(arr, cmap="RdBu_r", vmin=-bound, vmax=bound, interpolation="nearest")
+        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+        ax.set_title(name, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return _png(fig)
+
+
+def _histograms_png(features: Sequence[Mapping]) -> bytes:
+    colours = {"0": "#d9822b", "1": "#2b5d9b"}
+    fig = _figure(5.0 * len(features), 3.2)
+    for k, entry in enumerate(features, 1):
+        ax = fig.add_subplot(1, len(features), k)
+        edges = np.asarray(entry["edges"], dtype=np.float64)
+        for label, counts in (entry.get("counts") or {}).items():
+            ax.stairs(counts, edges, fill=True, alpha=0.45, color=colours.get(label),
+                      label=f"network label {label}")
+        for t in entry.get("thresholds") or []:
+            ax.axvline(t, color="#c0392b", ls="--", lw=1.2)
+        ax.set_title(_short(entry.get("feature", ""), 60), fontsize=9)
+        ax.set_ylabel("images")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _pictures_png(pictures: Sequence[np.ndarray], captions: Sequence[str],
+                  per_row: int = 8) -> bytes:
+    rows = math.ceil(len(pictures) / per_row)
+    cols = min(per_row, len(pictures))
+    fig = _figure(1.45 * cols, 1.75 * rows)
+    for k, (picture, caption) in enumerate(zip(pictures, captions), 1):
+        ax = fig.add_subplot(rows, cols, k)
+        ax.imshow(picture, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(caption, fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _short(text: str, limit: int) -> str:
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+# -- decodability and causal tests --------------------------------------------------
+#: Keys of a decodability result (synth.evidence.decodability), drawn in their own section.
+_DECODABILITY = ("method", "rows", "layers", "features", "control", "atoms")
+
+
+def _has_decodability(evidence: Mapping) -> bool:
+    return isinstance(evidence.get("layers"), list) and isinstance(evidence.get("features"),
+                                                                   list)
+
+
+def _causal_reports(evidence: Mapping) -> list[Mapping]:
+    reports = evidence.get("causal")
+    if not isinstance(reports, list):
+        return []
+    return [r for r in reports if isinstance(r, Mapping) and isinstance(r.get("tests"), list)]
+
+
+def _evidence_shown(evidence: Mapping) -> set[str]:
+    """Keys of the evidence that have sections of their own."""
+    shown = set(_DECODABILITY) if _has_decodability(evidence) else set()
+    return shown | ({"causal"} if _causal_reports(evidence) else set())
+
+
+def _decodability_section(evidence: Mapping) -> str:
+    if not _has_decodability(evidence):
+        return ""
+    rows = evidence.get("rows") or {}
+    note = (f"<p class='note'>{_e(evidence.get('method', ''))}; fitted on "
+            f"{_e(_fmt(rows.get('train')))} images, scored on {_e(_fmt(rows.get('test')))} "
+            f"others.</p>")
+    table = render_value({k: evidence[k] for k in ("features", "control", "atoms")
+                          if k in evidence})
+    return _section("Decodability from each layer", note + _plot(
+        lambda: _decodability_png(evidence), "decodability by layer") + table, "decodability")
+
+
+def _decodability_png(evidence: Mapping) -> bytes:
+    layers = list(evidence["layers"])
+    atoms = [a for a in evidence.get("atoms") or [] if isinstance(a.get("accuracy"), Mapping)]
+    panels = 2 if atoms else 1
+    fig = _figure(5.5 * panels, 3.4)
+    ax = fig.add_subplot(1, panels, 1)
+    for entry in evidence["features"]:
+        ax.plot(layers, [entry["r2"].get(n) for n in layers], "o-",
+                label=_short(entry["feature"], 40))
+    if isinstance(evidence.get("control"), Mapping):
+        ax.plot(layers, [evidence["control"]["r2"].get(n) for n in layers], "--", color="#888",
+                label="control (shuffled)")
+    _layer_axis(ax, "features: held-out R^2")
+    if atoms:
+        ax = fig.add_subplot(1, panels, 2)
+        for entry in atoms:
+            line, = ax.plot(layers, [entry["accuracy"].get(n) for n in layers], "o-",
+                            label=_short(entry["atom"], 40))
+            ax.axhline(entry.get("majority", 0.5), color=line.get_color(), ls=":", lw=1)
+        _layer_axis(ax, "atoms: held-out accuracy (dotted: majority)")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _layer_axis(ax, title: str) -> None:
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def _causal_section(evidence: Mapping) -> str:
+    reports = _causal_reports(evidence)
+    if not reports:
+        return ""
+    parts = ["<p class='note'>Inputs edited so that the program's atoms (or features) "
+             "change; counterfactual fidelity is the share of edited inputs on which the "
+             "network's label is the program's. The control makes edits of the same size in "
+             "random directions.</p>"]
+    if _is_num(evidence.get("evidence_score")):
+        parts.append(f"<p>Evidence score (used to break ties between equally faithful "
+                     f"programs): <b>{_e(_fmt(evidence['evidence_score']))}</b></p>")
+    for rep in reports:
+        edits, control = rep.get("edits") or {}, rep.get("control") or {}
+        items = [("counterfactual fidelity", rep.get("counterfactual_fidelity")),
+                 ("edits", edits.get("n")),
+                 ("network label changed", edits.get("network_changes")),
+                 ("program label changed", edits.get("program_changes")),
+                 ("control: network label changed", control.get("network_changes")),
+                 ("control: fidelity", control.get("fidelity"))]
+        boxes = "".join(f"<div class='kv'><span>{_e(k)}</span><b>{_e(_fmt(v))}</b></div>"
+                        for k, v in items)
+        parts.append(f"<h3>{_e(str(rep.get('kind', 'test')).capitalize())} on "
+                     f"{_e(rep.get('network', 'the network'))}</h3><div class='summary'>"
+                     f"{boxes}</div><p class='note'>{_e(rep.get('method', ''))}</p>"
+                     f"<div class='wide'>{render_value(rep['tests'])}</div>")
+        examples = [e for e in rep.get("examples") or [] if isinstance(e, Mapping)]
+        if examples:
+            captions = []
+            for e in examples:
+                net, prog = e.get("network", ["?", "?"]), e.get("program", ["?", "?"])
+                captions += [f"before\nnet {net[0]} / prog {prog[0]}",
+                             f"after\nnet {net[1]} / prog {prog[1]}"]
+            parts.append("<p class='note'>Edited images whose program label changed "
+                         "(before and after).</p>" + _plot(
+                             lambda: _pictures_png([decode_image(e[k]) for e in examples
+                                                    for k in ("original", "edited")], captions),
+                             "edited images"))
+    return _section("Causal tests", "".join(parts), "causal")
+
+
 # -- generic rendering -----------------------------------------------------------------
 def render_value(value, depth: int = 0) -> str:
     """HTML for any JSON value: scalars inline, dicts and lists as (nested) tables."""
@@ -696,6 +980,7 @@ body { font: 14px/1.45 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; 
        margin: 0 auto; padding: 24px 32px 48px; max-width: 1400px; background: #fbfaf7; }
 h1 { font-size: 22px; margin: 0 0 4px; } h2 { font-size: 17px; margin: 28px 0 10px;
   border-bottom: 1px solid var(--line); padding-bottom: 4px; }
+h3 { font-size: 15px; margin: 18px 0 8px; }
 .sub { color: var(--muted); margin: 0 0 16px; }
 .summary { display: flex; flex-wrap: wrap; gap: 10px; }
 .kv { background: #fff; border: 1px solid var(--line); border-radius: 6px; padding: 8px 12px; }
@@ -715,6 +1000,7 @@ img.plot { max-width: 100%; background: #fff; border: 1px solid var(--line); bor
 .note, .muted { color: var(--muted); } .note { margin: 4px 0; }
 details > summary { cursor: pointer; color: var(--accent); }
 ol.items { margin: 0; padding-left: 22px; }
+.wide { overflow-x: auto; max-width: 100%; }
 footer { margin-top: 36px; color: var(--muted); font-size: 12px; }
 """
 

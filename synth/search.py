@@ -31,16 +31,20 @@ from tqdm import tqdm
 from dsl.primitives import ARITHMETIC, BUILTIN, REGISTRY
 from dsl.program import Apply, Const, Program, Var, apply, const
 from dsl.types import BOOL, IMAGE, INT, NUM, REAL, Type
-from synth.atoms import atom_program, atom_size
 from synth.compose import Composer, Formula, Tree
 from synth.enumerate import Enumerator, Grammar
-from synth.linear import fit_linear_atoms, screen_pair
+from synth.atom_fitter import RATIO_SLACK, AtomFitter, LinePool
+from synth.linear import fit_linear_atoms, line_program, screen_pair
 from synth.pareto import pareto_front, pick_best
 from synth.results import Candidate, SearchResult, SearchStats
 from synth.simplify import simplify_constants
 from synth.thresholds import Split, ThresholdIndex, best_threshold
 
+#: What a time limit may count: wall-clock or this process's CPU seconds.
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 _MIX = np.array([0xBF58476D1CE4E5B9], dtype=np.uint64)
+#: Most pairs of small features that composition refits lines between.
+_REFIT_PAIRS = 256
 #: Signature points used to group features by ordering and to screen them.
 _SCREEN_POINTS = 512
 
@@ -65,6 +69,9 @@ class Synthesizer:
     passes: composition passes, each with a beam twice as wide as the last,
         while time remains and no formula fits every row.
     complexity_penalty: fidelity one unit of size must buy to be worth it.
+    clock: what ``time_limit`` counts: ``"wall"`` seconds, or ``"cpu"`` seconds
+        of this process -- the same search on a busy machine then finds the
+        same programs, only later.
     holdout: fraction of rows never fitted, used to report held-out fidelity.
     primitives: names of registered primitives to build features from
         (default: the arithmetic grammar plus every user-registered primitive).
@@ -82,7 +89,7 @@ class Synthesizer:
                  linear_pairs: int = 24, primitives: Sequence[str] | None = None,
                  constants: Sequence[int | float] = (1, 2), moduli: Sequence[int] = range(2, 21),
                  features: Sequence[Program] = (), enumeration_share: float = 0.4, seed: int = 0,
-                 progress: bool = False) -> None:
+                 clock: str = "wall", progress: bool = False) -> None:
         self.time_limit = time_limit
         self.max_feature_size = max_feature_size
         self.max_atoms = max_atoms
@@ -99,13 +106,17 @@ class Synthesizer:
         self.features = tuple(features)
         self.enumeration_share = enumeration_share
         self.seed = seed
+        self.clock = clock
         self.progress = progress
 
     # -- public API ----------------------------------------------------------
     def fit(self, inputs: Mapping[str, np.ndarray], labels: np.ndarray,
             input_types: Mapping[str, Type] | None = None) -> Synthesizer:
         """Search for programs over ``inputs`` (name -> array of N) explaining ``labels``."""
-        start = self._start = time.perf_counter()
+        if self.clock not in CLOCKS:
+            raise ValueError(f"clock must be one of {sorted(CLOCKS)}, got {self.clock!r}")
+        now = self._now = CLOCKS[self.clock]
+        start = self._start = now()
         deadline = start + 0.92 * self.time_limit  # the rest scores and reports the front
         env, z = _validate(inputs, labels)
         types = dict(input_types or {name: _infer_type(v) for name, v in env.items()})
@@ -122,7 +133,7 @@ class Synthesizer:
         sig_env = {k: v[sig_rows] for k, v in fit_env.items()}
 
         interrupted = False
-        enumerator = Enumerator(self._grammar(types), sig_env, seed=self.seed)
+        enumerator = Enumerator(self._grammar(types), sig_env, seed=self.seed, clock=now)
         self._log(f"enumerating features up to size {self.max_feature_size} "
                   f"on {len(sig_rows)} signature points")
         try:
@@ -137,54 +148,35 @@ class Synthesizer:
         bank = self._feature_bank(enumerator, sig_rows, zf, fit_env)
         w = np.ones(len(zf))
         small = _affine_representatives(
-            [p for p in enumerator.programs([INT, REAL]) if p.size <= 3 and _continuous(p)],
+            [p for p in enumerator.programs([INT, REAL]) if _shallow(p) and _continuous(p)],
             sig_env)
-        bank = self._add_linear_atoms(bank, small, sig_rows, zf, fit_env)
-        index = ThresholdIndex(bank.values)
+        bank, lines = self._add_linear_atoms(bank, small, sig_rows, zf, fit_env)
+        fitter = AtomFitter(bank.programs, bank.values, fit_env,
+                            self.complexity_penalty * len(zf), lines, seed=self.seed)
         self._log(f"indexed {len(bank.programs)} features over {len(zf)} fit rows")
 
-        sizes = np.array([p.size for p in bank.programs])
-        penalty_w = self.complexity_penalty * len(zf)
-        penalties = np.stack([penalty_w * np.array([atom_size(s, k) for k in
-                                                    ("le", "gt", "in", "out")])
-                              for s in sizes])
-        truths: dict[Split, np.ndarray] = {}
-        programs: dict[Split, Program] = {}
-
-        def truth(split: Split) -> np.ndarray:
-            if split not in truths:
-                truths[split] = index.truth(split, bank.values[split.feature])
-            return truths[split]
-
-        def program_of(split: Split) -> Program:
-            if split not in programs:
-                programs[split] = atom_program(bank.programs[split.feature], split,
-                                               index.distinct[split.feature])
-            return programs[split]
-
         def size_of(tree: Tree, atoms: tuple[Split, ...]) -> int:
-            return _tree_program(tree, atoms, program_of).size
+            return _tree_program(tree, atoms, fitter.atom).size
 
-        composer = Composer(lambda zz, ww, top: index.best(zz, ww, penalties, top), truth,
-                            size_of, zf, w, self.complexity_penalty, self.beam_width,
-                            self.max_atoms, passes=self.passes)
-        initial = self._initial_atoms(index, bank, penalties, zf, w)
+        composer = Composer(fitter.best, fitter.truth, size_of, zf, w, self.complexity_penalty,
+                            self.beam_width, self.max_atoms, passes=self.passes, clock=now)
+        initial = self._initial_atoms(fitter, bank, zf, w)
         try:
-            formulas = composer.search(initial, deadline, self._on_level(composer, program_of))
+            formulas = composer.search(initial, deadline, self._on_level(composer, fitter.atom))
         except KeyboardInterrupt:
             interrupted = True
             formulas = sorted(composer.seen.values(), key=composer.score, reverse=True)
 
-        fitted = [(_tree_program(f.tree, f.atoms, program_of), f.correct / len(zf))
+        fitted = [(_tree_program(f.tree, f.atoms, fitter.atom), f.correct / len(zf))
                   for f in _formula_front(formulas)]
         front = self._front(fitted, fit_env, zf, {k: v[hold_rows] for k, v in env.items()},
                             z[hold_rows])
         best = pick_best(front, self.complexity_penalty)
-        seconds = time.perf_counter() - start
+        seconds = now() - start
         stats = SearchStats(programs_evaluated=enumerator.kept + composer.evaluated,
                             candidates_generated=enumerator.candidates + composer.evaluated,
                             seconds=seconds, max_feature_size=enumerator.max_size_completed,
-                            features_indexed=len(bank.programs), queries=n,
+                            features_indexed=len(fitter.programs), queries=n,
                             interrupted=interrupted)
         self._close_progress()
         self.result_ = SearchResult(best, tuple(front), stats, self.get_params())
@@ -252,26 +244,31 @@ class Synthesizer:
         return FeatureBank(chosen_programs, values)
 
     def _add_linear_atoms(self, bank: FeatureBank, small: list[Program], sig_rows, zf,
-                          fit_env) -> FeatureBank:
-        """Add ``f + c*g`` features for the best-screened pairs of small features.
+                          fit_env) -> tuple[FeatureBank, LinePool | None]:
+        """Add ``f + c*g`` features for the best-screened pairs of small features,
+        and return the pool of pairs that composition refits lines from.
 
         Only small features pair up: a line through two large features is
         flexible enough to imitate a conjunction, which composition states
         more plainly."""
         if self.linear_pairs <= 0:
-            return bank
+            return bank, None
         pool = list(dict.fromkeys(small))
-        sig_env = {k: v[sig_rows] for k, v in fit_env.items()}
-        pool_values = _evaluate_all(pool, sig_env)
-        z_sig = zf[sig_rows]
-        w = np.ones(len(z_sig))
         pairs = [(i, j) for i in range(len(pool)) for j in range(i + 1, len(pool))
                  if not _same_inputs_single(pool[i], pool[j])]
+        fit_values = _evaluate_all(pool, fit_env)
+        pool_values = fit_values[:, sig_rows]
+        z_sig = zf[sig_rows]
+        w = np.ones(len(z_sig))
         few = slice(0, 512)  # screening needs only a rough score
         alone = [best_threshold(v[few], z_sig[few], w[few]) for v in pool_values]
 
         joint = {(i, j): screen_pair(pool_values[i, few], pool_values[j, few], z_sig[few],
                                      w[few]) for i, j in pairs}
+        # composition refits lines on every query: only the most promising pairs
+        # (all of them for a few inputs; a bounded share of many image features)
+        refit = sorted(pairs, key=lambda p: -joint[p])[:_REFIT_PAIRS]
+        lines = LinePool(tuple(pool), fit_values, tuple(sorted(refit)))
         # best lines first, among those that beat both their features alone; no
         # feature in more than two pairs, so one strong feature cannot crowd out the rest
         ranked = sorted((p for p in pairs if joint[p] > max(alone[p[0]], alone[p[1]])),
@@ -287,19 +284,17 @@ class Synthesizer:
                 uses[i], uses[j] = uses.get(i, 0) + 1, uses.get(j, 0) + 1
             if len(chosen) == self.linear_pairs:
                 break
-        fits = fit_linear_atoms(pool_values, chosen, z_sig, w)
-        new = []
-        for fit in fits:
-            new.append(_linear_program(pool[fit.first], pool[fit.second], fit.ratio))
+        fits = fit_linear_atoms(pool_values, chosen, z_sig, w,
+                                tolerance=RATIO_SLACK * self.complexity_penalty * w.sum())
+        new = [line_program(pool[fit.first], pool[fit.second], fit.ratio) for fit in fits]
         new = [p for p in dict.fromkeys(new) if p not in set(bank.programs)]
         if not new:
-            return bank
+            return bank, lines
         values = np.concatenate([bank.values, _evaluate_all(new, fit_env)])
         self._log(f"  added {len(new)} linear two-feature atoms")
-        return FeatureBank(bank.programs + new, values)
+        return FeatureBank(bank.programs + new, values), lines
 
-    def _initial_atoms(self, index: ThresholdIndex, bank: FeatureBank, penalties, z,
-                       w) -> list[Split]:
+    def _initial_atoms(self, fitter: AtomFitter, bank: FeatureBank, z, w) -> list[Split]:
         """Diverse first atoms: the most accurate; the best necessary and
         sufficient conditions (positives, resp. negatives, weighted heavily);
         the best small ones; and the best cut of each input alone, which may explain nothing by
@@ -307,12 +302,12 @@ class Synthesizer:
         out: list[Split] = []
         per = max(2, self.beam_width)
         for weights in (w, w * (1 + 9 * z), w * (1 + 9 * ~z)):
-            out.extend(index.best(z, weights, penalties, top=per))
+            out.extend(fitter.best(z, weights, top=per))
         # Occam's share: the best atoms when size costs twenty times more
-        out.extend(index.best(z, w, 20 * penalties, top=per))
+        out.extend(fitter.best_indexed(z, w, per, 20 * fitter.penalties))
         inputs = [i for i, p in enumerate(bank.programs) if p.size == 1]
         for i in inputs:
-            out.extend(index.best(z, w, _only(penalties, i), top=1))
+            out.extend(fitter.best_indexed(z, w, 1, _only(fitter.penalties, i)))
         return list(dict.fromkeys(out))
 
     def _front(self, fitted: list[tuple[Program, float]], fit_env, zf, hold_env,
@@ -349,7 +344,7 @@ class Synthesizer:
                                        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s",
                                        leave=False, desc="search")
             bar.write(message)
-            bar.n = min(round(time.perf_counter() - self._start), bar.total)
+            bar.n = min(round(self._now() - self._start), bar.total)
             bar.refresh()
 
     def _close_progress(self) -> None:
@@ -429,6 +424,15 @@ def _formula_front(formulas: list[Formula]) -> list[Formula]:
     return list(best.values())
 
 
+def _shallow(program: Program) -> bool:
+    """An input, or one primitive applied to inputs and constants (``x**2``,
+    ``x*y``, ``sqrt(x)``): the features lines are drawn between.  Deeper ones
+    (``sqrt(sqrt(x))``, ``(y**2)**2``) bend a line into a curve flexible enough
+    to imitate any boundary roughly, crowding out the plain line that fits it
+    exactly."""
+    return all(not isinstance(c, Apply) for c in program.children)
+
+
 def _continuous(program: Program) -> bool:
     """Free of ``%`` and ``//``: a line through periodic or stepped features
     imitates a boolean combination, which composition states plainly."""
@@ -475,18 +479,6 @@ def _same_inputs_single(a: Program, b: Program) -> bool:
     return (len(a.inputs) == 1 and a.inputs == b.inputs
             and all(isinstance(v, Var) and v.type in (INT, REAL)
                     for v in a.walk() if isinstance(v, Var)))
-
-
-def _linear_program(f: Program, g: Program, ratio: float) -> Program:
-    if ratio == 1:
-        return apply("add", f, g)
-    if ratio == -1:
-        return apply("sub", f, g)
-    c = abs(ratio)
-    coeff = Const(int(c), INT) if float(c).is_integer() and f.type is INT and g.type is INT \
-        else Const(float(c), REAL)
-    term = apply("mul", coeff, g)
-    return apply("add" if ratio > 0 else "sub", f, term)
 
 
 def _tree_program(tree: Tree, atoms: tuple[Split, ...], program_of) -> Program:

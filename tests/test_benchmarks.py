@@ -108,7 +108,7 @@ def test_engine_suite_is_exactly_issue_2():
 
 def test_unbuilt_suites_say_so():
     with pytest.raises(ValueError, match="not built yet"):
-        get_suite("images")
+        get_suite("casper")
 
 
 # -- synth train ------------------------------------------------------------------------
@@ -264,3 +264,144 @@ def test_ray_executor_gives_the_same_results_as_serial(tmp_path):
     finally:
         ray.close()
     assert _outcome(serial) == _outcome(remote)
+
+
+# -- the images suite ---------------------------------------------------------------------
+
+
+def test_images_suite_is_graded_and_covers_the_image_features():
+    from benchmarks.suites import IMAGE_KINDS, IMAGES_SUITE
+
+    assert get_suite("images") is IMAGES_SUITE and len(IMAGES_SUITE) >= 12
+    assert {t.domain for t in IMAGES_SUITE} == {"mnist"}
+    assert sorted({t.atoms for t in IMAGES_SUITE}) == [1, 2, 3]
+    kinds = {k for t in IMAGES_SUITE for k in t.kinds}
+    assert kinds == set(IMAGE_KINDS)
+    assert len({t.program for t in IMAGES_SUITE}) == len(IMAGES_SUITE)
+
+
+def test_images_suite_programs_split_the_mnist_test_set():
+    from tests.helpers import data_file
+
+    data_file("mnist", "t10k-images-idx3-ubyte.gz")
+    from benchmarks.suites import IMAGES_SUITE
+    from synth.image_search import load_domain_images
+
+    images, classes = load_domain_images("mnist")
+    behaviours = set()
+    for task in IMAGES_SUITE:
+        labels = task.hidden().evaluate(images, classes)
+        assert 0.04 < labels.mean() < 0.96, task.name
+        behaviours.add(labels.tobytes())
+    assert len(behaviours) == len(IMAGES_SUITE)
+
+
+def test_hidden_image_programs_are_numpy_expressions_over_one_image():
+    from benchmarks.images_suite import class_means, parse_image_program
+
+    images = np.zeros((4, 6, 6))
+    images[1, :3] = 1.0
+    images[2, 3:] = 1.0
+    images[3, 2:4, 2:4] = 1.0
+    program = parse_image_program("image[:3].sum() > image[3:].sum() or image.sum() == 4")
+    assert program.atoms == 2
+    assert program.evaluate(images).tolist() == [0, 1, 0, 1]
+    holes = parse_image_program("ndimage.label(np.pad(image <= 0.5, 1, "
+                                "constant_values=True))[1] - 1 >= 1")
+    ring = np.ones((1, 6, 6))
+    ring[0, 2:4, 2:4] = 0.0
+    assert holes.evaluate(np.concatenate([images, ring])).tolist() == [0, 0, 0, 0, 1]
+    means = class_means(images, np.array([0, 1, 1, 0]))
+    assert means.shape == (10, 6, 6) and np.array_equal(means[1], images[1:3].mean(axis=0))
+    near_one = parse_image_program("(image * MEAN[1]).sum() > 4")
+    assert near_one.evaluate(images, np.array([0, 1, 1, 0])).tolist() == [0, 1, 1, 0]
+    with pytest.raises(ValueError, match="MEAN needs the digit classes"):
+        near_one.evaluate(images)
+
+
+@pytest.mark.parametrize("source, message", [
+    ("image.sum() >", "cannot parse hidden image program"),
+    ("x > 3", "unknown name 'x'"),
+    ("image.__class__ is None", "attribute '__class__' is not allowed"),
+    ("np.load('f.npy').sum() > 0", "attribute 'load' is not allowed"),
+    ("open('f') == 1", "unknown name 'open'"),
+    ("[p for p in image] == 1", "unsupported syntax ListComp"),
+    ("(lambda: 1)() == 1", "unsupported syntax Lambda"),
+    ("", "is empty"),
+])
+def test_bad_hidden_image_programs_are_clear_errors(source, message):
+    from benchmarks.images_suite import parse_image_program
+
+    with pytest.raises(ValueError, match=message):
+        parse_image_program(source)
+
+
+def test_image_programs_that_fail_or_do_not_decide_say_so(tmp_path):
+    from benchmarks.images_suite import load_image_program, parse_image_program
+
+    images = np.random.default_rng(0).random((3, 5, 5))
+    with pytest.raises(ValueError, match="must return a truth value"):
+        parse_image_program("image.sum()").evaluate(images)
+    with pytest.raises(ValueError, match="failed on image 0: IndexError"):
+        parse_image_program("image[9, 9] > 0").evaluate(images)
+    file = tmp_path / "bright.py"
+    file.write_text("def label(image):\n    return image.mean() > 0.5\n")
+    program = load_image_program(str(file))
+    assert program.atoms == 0
+    assert program.evaluate(images).tolist() == [int(im.mean() > 0.5) for im in images]
+
+
+def test_tiny_images_suite_runs_end_to_end_from_cnns(tmp_path):
+    """Two image tasks on 300 MNIST images, CNNs trained 2 epochs: the whole pipeline
+    (training, caching, the engine, a peer, the tables) in well under a minute."""
+    import time
+
+    from tests.helpers import data_file
+
+    data_file("mnist", "t10k-images-idx3-ubyte.gz")
+    from dataclasses import replace
+
+    from benchmarks.images_suite import ImageBenchSettings
+    from benchmarks.suites import IMAGES_SUITE
+
+    tasks = [t for t in IMAGES_SUITE if t.name in ("i1-ink", "i1-holes")]
+    settings = ImageBenchSettings(max_images=300)
+    settings = replace(settings, train=replace(settings.train, epochs=2))
+    cfg = BenchConfig(source="network", time_limit=8.0, peers=("tree-pixels",),
+                      images=settings, cache_dir=str(tmp_path / "cache"))
+    start = time.perf_counter()
+    docs = run_benchmark(tasks, cfg, tmp_path / "out", progress=False)
+    assert time.perf_counter() - start < 60
+    assert [d["task"]["name"] for d in docs] == ["i1-ink", "i1-holes"]
+    for doc in docs:
+        assert "error" not in doc, doc.get("error")
+        assert doc["task"]["domain"] == "mnist" and doc["config"]["images"]["max_images"] == 300
+        assert doc["network"]["train_rows"] == 150 and 0 <= doc["network"]["oracle_agreement"]
+        synth, tree = doc["results"]
+        assert (synth["method"], tree["method"]) == ("synth", "tree-pixels")
+        for r in (synth, tree):
+            assert r["exact"] == (r["agreement"] >= 0.995) and 0 <= r["fidelity"] <= 1
+            assert r["size"] >= 1 and r["seconds"] > 0
+        assert synth["size"] <= 20 and "def label(image):" in synth["python"]
+    assert len(list((tmp_path / "cache" / "networks").glob("casper-cnn-*.pt"))) == 2
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "| i1-ink |" in table and "tree-pixels" in table
+    with open(tmp_path / "out" / "results.csv") as fh:
+        assert {r["method"] for r in csv.DictReader(fh)} == {"synth", "tree-pixels"}
+
+
+def test_image_training_split_and_cache_key():
+    from benchmarks.train_cli import train_split
+
+    domain = parse_domain(SMALL)
+    assert np.array_equal(train_split(domain.size, 3), train_split(domain, 3))
+    assert len(train_split(300, 0)) == 150
+
+
+def test_bench_command_checks_peers_against_the_suite(tmp_path, capsys):
+    rc = main(["bench", "--suite", "images", "--peers", "tree-xy", "--out", str(tmp_path)])
+    assert rc == 1
+    assert "peers ['tree-xy'] do not run on the selected tasks; choose from tree-pixels" in \
+        capsys.readouterr().err
+    rc = main(["bench", "--program", "x > 1", "--peers", "tree-pixels", "--out", str(tmp_path)])
+    assert rc == 1 and "choose from tree-xy" in capsys.readouterr().err

@@ -2,8 +2,9 @@
 pipeline; decodability evidence; Casper's challenge 1 end to end on a subset.
 
 Tests that read data files skip only when SYNTH_DATA_DIR is unset; when it is
-set, a missing file fails them.  (A wrong-shaped CNN state dict is covered by
-tests/test_oracles.py::test_wrong_shapes_give_clear_errors.)
+set, a missing file fails them.  (A wrong-shaped CNN state dict is covered for the
+loader by tests/test_oracles.py::test_wrong_shapes_give_clear_errors, and for the
+command line here.)
 """
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ from oracles.templates import (aligned_mean, filter_templates, gradient_template
 from oracles.torch_oracle import TorchOracle
 from synth.cli import main
 from synth.evidence import decodability, default_layers, program_atoms, program_features
-from synth.image_search import (atoms_within, cut_front, recover_image_program,
-                                refine_template, screen_templates, search_split,
-                                signed_template, with_signed)
+from synth.image_search import (atoms_within, cut_front, load_domain_images, prefer_simpler,
+                                recover_image_program, refine_template, screen_templates,
+                                search_split, signed_template, with_signed)
 from synth.search import Synthesizer
 from tests.helpers import data_file
 
@@ -230,6 +231,32 @@ def test_front_is_cut_at_the_size_limit():
     assert atoms_within(15) == 2 and atoms_within(17) == 3 and atoms_within(4) == 1
 
 
+def test_a_larger_program_must_beat_a_smaller_one_significantly_on_held_out_rows():
+    images = blob_images(2000, seed=7)
+    truth = band_labels(images, stroke())
+    rng = np.random.default_rng(0)
+    noisy = np.where(rng.random(2000) < 0.05, 1 - truth, truth)  # a network's mistakes
+    feature = apply("dot", IMAGE_VAR, Template.from_array(2 * stroke() - 1, "s"))
+    score = feature.evaluate({"image": images})
+    lo, hi = np.quantile(score, [0.3, 0.7])
+    band = apply("or_", apply("lt", feature, const(lo)), apply("gt", feature, const(hi)))
+    wiggle = apply("xor", band, apply("gt", apply("ink", IMAGE_VAR), const(1e9)))  # = band
+    _, hold = search_split(2000, 0)
+
+    def result(*programs):
+        from synth.results import Candidate, SearchResult, SearchStats
+        front = tuple(Candidate.of(p, ["image"], 0.9 + 0.01 * i, None)
+                      for i, p in enumerate(programs))
+        return SearchResult(front[-1], front, SearchStats(0, 0, 1.0, 3, 0, 2000))
+
+    # the same behaviour in more nodes is not worth them: the smaller program is chosen
+    assert prefer_simpler(result(band, wiggle), images, noisy, hold).best.program == band
+    # a band that explains far more rows than one threshold keeps its size
+    one = apply("gt", feature, const(hi))
+    assert prefer_simpler(result(one, band), images, noisy, hold).best.program == band
+    assert prefer_simpler(result(one, band), images, noisy, hold[:0]).best.program == band
+
+
 def test_decodability_reads_features_and_atoms_from_every_layer():
     oracle = tiny_oracle()
     images = blob_images(300, seed=6)
@@ -265,6 +292,96 @@ def test_a_hint_that_is_not_an_image_is_a_clear_error(tmp_path, capsys):
     assert "hint.png is neither" in capsys.readouterr().err
     assert main(["challenge", "mnist", "--hint", str(tmp_path / "missing.png")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def subparser(parser: argparse.ArgumentParser, *names: str) -> argparse.ArgumentParser:
+    for name in names:
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = action.choices[name]
+    return parser
+
+
+def test_both_entry_points_take_the_same_options():
+    from benchmarks.casper_mnist import build_parser as module_parser
+    from synth.cli import build_parser
+
+    def options(parser: argparse.ArgumentParser) -> set[str]:
+        return {s for a in parser._actions for s in a.option_strings}
+
+    synth = options(subparser(build_parser(), "challenge", "mnist"))
+    assert {"--hint", "--max-size", "--refine", "--no-refine", "--max-images", "--seed",
+            "--json", "--time-limit"} <= synth
+    assert options(subparser(module_parser(), "challenge")) == synth
+    assert options(subparser(module_parser(), "peers")) == synth
+
+
+def test_module_entry_point_options_equal_synth_challenge_mnist(monkeypatch):
+    import benchmarks.casper_mnist as casper
+    from synth.cli import build_parser
+
+    seen = {}
+
+    def record(args, out=None):
+        seen["module"] = vars(args)
+        return 0
+    monkeypatch.setattr(casper, "run", record)
+    argv = ["--max-size", "9", "--no-refine", "--max-images", "500", "--seed", "3",
+            "--json", "x.json", "--hint", "h.png", "--time-limit", "20", "--quiet"]
+    assert casper.main(["challenge", *argv]) == 0
+    parsed = vars(build_parser().parse_args(["challenge", "mnist", *argv]))
+    module = {k: v for k, v in seen["module"].items() if k not in ("command", "run")}
+    assert {k: v for k, v in parsed.items() if k not in ("challenge", "run")} == module
+    assert module["refine"] == 0 and module["max_size"] == 9 and module["max_images"] == 500
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--max-images", "3"], "--max-images must be at least 10"),
+    (["--max-size", "0"], "--max-size must be positive"),
+    (["--refine", "-1"], "--refine must be 0 or more"),
+    (["--primitives", "p.py"], "takes no user primitives"),
+])
+def test_bad_challenge_options_are_clear_errors_from_both_entry_points(argv, message, capsys):
+    from benchmarks.casper_mnist import main as module_main
+
+    assert main(["challenge", "mnist", *argv, "--quiet"]) == 1
+    assert message in capsys.readouterr().err
+    assert module_main(["challenge", *argv, "--quiet"]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_refine_and_no_refine_exclude_each_other(capsys):
+    with pytest.raises(SystemExit):
+        main(["challenge", "mnist", "--refine", "2", "--no-refine"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_wrong_shaped_cnn_is_a_clear_error_on_the_command_line(tmp_path, capsys):
+    data_file("mnist", "t10k-images-idx3-ubyte.gz")
+    from oracles.architectures import CasperCNN
+
+    state = CasperCNN().state_dict()
+    state["fc1.weight"] = torch.zeros(200, 300)
+    bad = tmp_path / "bad_cnn.pt"
+    torch.save(state, bad)
+    assert main(["search", "--domain", "mnist", "--model", str(bad), "--arch",
+                 "casper-cnn"]) == 1
+    err = capsys.readouterr().err
+    assert "synth: error:" in err and "bad_cnn.pt" in err and "Traceback" not in err
+    assert "fc1.weight: expected shape (200, 400), found (200, 300)" in err
+
+
+def test_image_subsets_are_seeded_and_keep_the_data_order():
+    images, classes = load_domain_images("digits", 100, seed=4)
+    everything, all_classes = load_domain_images("digits")
+    rows = np.sort(np.random.default_rng(4).choice(len(everything), 100, replace=False))
+    assert np.array_equal(images, everything[rows]) and np.array_equal(classes,
+                                                                       all_classes[rows])
+    assert np.array_equal(load_domain_images("digits", 100, seed=4)[0], images)
+    assert not np.array_equal(load_domain_images("digits", 100, seed=5)[0], images)
+    with pytest.raises(ValueError, match="max_images must be positive"):
+        load_domain_images("digits", 0)
+    with pytest.raises(ValueError, match="unknown image domain 'cifar'"):
+        load_domain_images("cifar")
 
 
 # ---------------------------------------------------------------------------

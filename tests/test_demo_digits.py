@@ -20,7 +20,7 @@ from synth.demo_digits import encode_digits, hidden_program, load_digits, run
 
 def demo_args(**kw) -> argparse.Namespace:
     base = dict(time_limit=20.0, seed=0, max_atoms=12, beam_width=4, max_feature_size=6,
-                primitives=[], json=None, quiet=True)
+                primitives=[], json=None, quiet=True, clock="cpu")
     base.update(kw)
     return argparse.Namespace(**base)
 

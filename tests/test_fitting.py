@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dsl.program import Var
+from dsl.program import Var, apply
 from dsl.types import INT, REAL
+from synth.atom_fitter import AtomFitter, LinePool
 from synth.atoms import atom_program
+from synth.linear import fit_linear_atoms, line_program, simple_ratios
 from synth.numbers import round_significant, simplest_in
-from synth.thresholds import ThresholdIndex, best_threshold
+from synth.thresholds import ThresholdIndex, best_threshold, best_thresholds
 
 
 def brute_force_best(values: np.ndarray, z: np.ndarray, w: np.ndarray) -> float:
@@ -106,3 +109,51 @@ def test_constants_are_rounded_when_a_digit_costs_almost_nothing():
     modular = apply("lt", apply("mod", Var("x"), const(13)), const(4))
     labels = modular.evaluate(env)
     assert simplify_constants(modular, env, labels, per_digit=1e-3) == modular
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 8), st.integers(2, 60))
+def test_batched_thresholds_match_one_feature_at_a_time(seed, n_features, n):
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 6, size=(n_features, n)).astype(float)
+    z, w = rng.random(n) < 0.5, rng.random(n)
+    expected = [best_threshold(v, z, w) for v in values]
+    assert np.allclose(best_thresholds(values, z, w), expected)
+
+
+def test_line_ratios_prefer_small_fractions_to_decimals():
+    ratios = list(simple_ratios(0.6641))
+    assert ratios.index(Fraction(2, 3)) < ratios.index(0.664)
+    assert ratios[0] == Fraction(1)
+
+
+def test_a_fractional_ratio_prints_integer_coefficients():
+    x, y = Var("x", INT), Var("y", INT)
+    assert str(line_program(x, y, Fraction(2, 3))) == "3 * x + 2 * y"
+    assert str(line_program(x, y, Fraction(-1, 1))) == "x - y"
+    assert str(line_program(x, y, -0.25)) == "x - 0.25 * y"
+
+
+def test_a_line_between_two_inputs_gets_its_exact_integer_form():
+    x, y = np.meshgrid(np.arange(113), np.arange(113), indexing="ij")
+    f, g = x.ravel().astype(float), y.ravel().astype(float)
+    z = 3 * f + 2 * g < 230
+    (fit,) = fit_linear_atoms(np.stack([f, g]), [(0, 1)], z, np.ones(len(z)))
+    assert fit.ratio == Fraction(2, 3) and fit.correct == len(z)
+
+
+def test_conditional_queries_fit_lines_to_the_rows_they_weigh():
+    x, y = (v.ravel() for v in np.meshgrid(np.arange(60), np.arange(60), indexing="ij"))
+    env = {"x": x, "y": y}
+    X, Y = Var("x", INT), Var("y", INT)
+    pool = [X, Y, apply("square", X), apply("square", Y)]
+    values = np.stack([p.evaluate(env) for p in pool]).astype(float)
+    lines = LinePool(tuple(pool), values, ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)))
+    fitter = AtomFitter(pool[:2], values[:2], env, size_weight=0.01, lines=lines)
+    # the circle decides only the rows where x < y; elsewhere the weight is zero
+    z = x * x + y * y > 2000
+    (split,) = fitter.best(z, (x < y).astype(float), top=1)
+    atom = fitter.atom(split)
+    assert split.feature >= 2, "a new line, not an indexed feature"
+    assert np.array_equal(atom.evaluate(env), fitter.truth(split))
+    assert np.array_equal(fitter.truth(split)[x < y], z[x < y])

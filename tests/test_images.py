@@ -242,6 +242,18 @@ def per_image(fn, batch):
 # ---------------------------------------------------------------------------
 # Vectorised features against the references.
 
+def test_every_image_primitive_has_a_slow_reference():
+    from dsl.primitives import REGISTRY
+
+    ours = {p.name for p in REGISTRY
+            if IMAGE in p.arg_types and p.impl.__module__ == "dsl.images"}
+    grids = {n for n in ours if n.startswith("ink_in_")}  # checked for every grid size below
+    assert grids >= {p.name for p in grid_primitives(GRID)}
+    assert ours - grids == set(SCALAR_REFS) | set(TEMPLATE_REFS)
+    assert set(SCALAR_REFS) == set(SCALAR_FEATURES)
+    assert set(TEMPLATE_REFS) == set(TEMPLATE_FEATURES)
+
+
 @settings(max_examples=60, deadline=None)
 @given(image_batches())
 def test_scalar_features_match_references(batch):

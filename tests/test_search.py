@@ -13,7 +13,7 @@ X, Y = ENV["x"], ENV["y"]
 
 
 def quick(**kw) -> Synthesizer:
-    params = dict(time_limit=20.0, max_feature_size=5, seed=0)
+    params = dict(time_limit=20.0, max_feature_size=5, seed=0, clock="cpu")
     params.update(kw)
     return Synthesizer(**params)
 
@@ -29,6 +29,27 @@ def test_recovers_hidden_program_exactly(name, labels):
     s = quick().fit(ENV, labels.astype(int))
     assert np.array_equal(s.predict(ENV), labels.astype(int)), str(s.best_.program)
     assert s.best_.fidelity == 1.0
+
+
+@pytest.mark.parametrize("name, labels", [
+    # the circle decides only where x < y: a line between x**2 and y**2 fitted
+    # to those rows, not to all of them
+    ("a curve inside a conjunction", (X * X + Y * Y > 1000) & (X < Y)),
+    ("two oblique lines", (2 * X - Y > 5) & (X + 3 * Y < 90)),
+    # no single atom helps the or: every candidate adds more wrong rows than right
+    ("a rare conjunction inside a disjunction", ((X % 8 == 0) & (Y % 8 == 0)) | (X + Y < 12)),
+])
+def test_recovers_atoms_that_only_explain_part_of_the_rows(name, labels):
+    # features up to size 3 only: no x**2 + y**2 or 2*x - y among them
+    s = quick(max_feature_size=3).fit(ENV, labels.astype(int))
+    assert np.array_equal(s.predict(ENV), labels.astype(int)), str(s.best_.program)
+
+
+def test_time_limit_counts_the_chosen_clock():
+    with pytest.raises(ValueError, match="clock"):
+        Synthesizer(clock="sundial").fit(ENV, (X < Y).astype(int))
+    s = quick(time_limit=5.0).fit(ENV, (X < Y).astype(int))
+    assert s.result_.stats.seconds < 5.0 + 2.0
 
 
 def test_best_program_is_small_and_on_the_pareto_front():

@@ -83,7 +83,7 @@ def test_active_time_limit_stops_rounds():
     assert active.queries_ == oracle.queries == 300
 
 
-def test_two_easy_tasks_end_to_end(tmp_path, capsys):
+def test_two_easy_tasks_end_to_end(tmp_path):
     settings = ActiveSettings(time_limit=5.0, task_time=20.0, initial=1000, batch=500)
     results = run_suite(tmp_path, ["a1-cut", "a2-band"], settings, log=lambda _: None)
     assert [r["task"] for r in results] == ["a1-cut", "a2-band"]

@@ -162,9 +162,8 @@ def _score(name: str, fit: dict, labels: np.ndarray, hold_rows: np.ndarray) -> d
 
 def run_peers(args, out=None) -> int:
     """The engine and its peers, side by side (see the module doc)."""
-    from dsl.images import image_features
-    from synth.image_search import (build_template_bank, recover_image_program, search_settings,
-                                    search_split, stderr_log)
+    from synth.image_search import (build_template_bank, recover_image_program,
+                                    search_features, search_settings, search_split, stderr_log)
     from synth.results import write_json_atomic
 
     out = out or sys.stdout
@@ -197,7 +196,7 @@ def run_peers(args, out=None) -> int:
         bank = build_template_bank(images, labels, oracle=oracle, classes=classes,
                                    user_templates=hints, refine=settings["refine"],
                                    seed=args.seed)
-        features = image_features(bank.chosen(40))
+        features = search_features(bank.chosen(40))
         columns = np.stack([np.asarray(f.evaluate({"image": images}), dtype=np.float64)
                             for f in features], axis=1)
         columns = np.where(np.isfinite(columns), columns, 0.0)

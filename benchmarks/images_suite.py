@@ -280,12 +280,13 @@ class ImageRun:
                           programs_evaluated=stats.programs_evaluated,
                           programs_per_second=stats.programs_per_second,
                           template_sources=self.report.sources(),
-                          timings=self.report.timings)
+                          timings=self.report.timings,
+                          front=[[c.size, c.fidelity, c.holdout_fidelity, str(c.program)]
+                                 for c in self.report.result.pareto])
 
     def feature_columns(self) -> tuple[np.ndarray, list[str]]:
         """The engine's scalar features (with the templates it searched) on every image."""
-        from dsl.images import image_features
-        from synth.image_search import build_template_bank
+        from synth.image_search import build_template_bank, search_features
 
         if self.report is not None:
             templates = [s.template for s in self.report.screened[:40]]
@@ -293,7 +294,7 @@ class ImageRun:
             templates = build_template_bank(self.images, self.labels, oracle=self.oracle,
                                             classes=self.classes, refine=self.settings.refine,
                                             seed=self.config.seed).chosen(40)
-        features = image_features(templates)
+        features = search_features(templates)
         env = {"image": np.asarray(self.images, dtype=np.float64)}
         with np.errstate(all="ignore"):
             columns = np.stack([np.asarray(f.evaluate(env), dtype=np.float64)

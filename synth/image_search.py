@@ -41,8 +41,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import scipy.optimize
 
-from dsl.images import (GRID, TEMPLATE_FEATURES, Template, class_mean_templates,
-                        exemplar_templates, image_features, pca_templates)
+from dsl.images import (GRID, SCALAR_FEATURES, TEMPLATE_FEATURES, Template,
+                        class_mean_templates, exemplar_templates, image_features,
+                        pca_templates)
 from dsl.primitives import REGISTRY
 from dsl.program import Apply, Program, Var
 from dsl.types import IMAGE
@@ -57,6 +58,8 @@ IMAGE_PRIMITIVES = ("add", "sub", "mul", "div", "abs", "min", "max", "square", "
 #: 2-3 nodes (``ink(image)``, ``dot(image, T)``), and a band on a feature
 #: prints it twice, so larger features rarely fit a small program.
 IMAGE_FEATURE_SIZE = 3
+#: The coarser grid of region features beside ``dsl.images.GRID``.
+COARSE_GRID = 2
 
 Log = Callable[[str], None]
 
@@ -103,15 +106,40 @@ def class_exemplars(images, classes) -> list[int]:
     return out
 
 
+def contrast_templates(means: Sequence[Template]) -> list[Template]:
+    """``mean_a - mean_b`` for every two class means (a before b), named
+    ``mean_<a>_minus_<b>``: the direction that best separates two classes of
+    equal spread (Fisher's), so ``dot(image, T)`` weighs one class against another."""
+    out = []
+    for i, a in enumerate(means):
+        for b in means[i + 1:]:
+            name = f"{a.name}_minus_{b.name.removeprefix('mean_')}"
+            out.append(Template.from_array(a.array - b.array, name,
+                                           source=f"{a.source} - {b.source}"))
+    return out
+
+
 def data_templates(images, classes=None, *, pca: int = 4) -> list[Template]:
-    """Class means and the most typical member of each class (when ``classes``
-    are given), and ``pca`` principal components."""
+    """Class means, their differences and the most typical member of each class
+    (when ``classes`` are given), and ``pca`` principal components."""
     out: list[Template] = []
     if classes is not None:
-        out += class_mean_templates(images, classes)
+        means = class_mean_templates(images, classes)
+        out += means + contrast_templates(means)
         out += exemplar_templates(images, class_exemplars(images, classes))
     if pca:
         out += pca_templates(images, min(pca, min(len(images), images[0].size)))
+    return out
+
+
+def search_features(templates: Sequence[Template], grid: int = GRID,
+                    coarse_grid: int | None = COARSE_GRID) -> list[Program]:
+    """The features the image search reads: :func:`dsl.images.image_features`
+    with ``templates`` on the ``grid``, plus the cells and bands of a coarser
+    grid (halves and quadrants for 2): region ink at two scales."""
+    out = image_features(templates, grid=grid)
+    if coarse_grid and coarse_grid != grid:
+        out += image_features((), grid=coarse_grid)[len(SCALAR_FEATURES):]
     return out
 
 
@@ -411,11 +439,12 @@ def recover_image_program(images: np.ndarray, labels: np.ndarray, *, oracle=None
     """Find a program of at most ``max_size`` nodes over ``images`` explaining ``labels``.
 
     ``oracle`` (a TorchOracle, optional) supplies network templates and the
-    decodability evidence; ``classes`` (optional) class means;
+    decodability evidence; ``classes`` (optional) class means and contrasts;
     ``user_templates`` (hints) are taken as given.  See
     :func:`build_template_bank` for ``refine``.  The search reads the
-    scalar image features plus ``dot``/``cosine``/``centered_dot`` with the
-    ``search_templates`` best-screened templates.  ``time_limit`` bounds the
+    scalar image features, region ink on two grids (:func:`search_features`),
+    and ``dot``/``cosine``/``centered_dot`` with the ``search_templates``
+    best-screened templates.  ``time_limit`` bounds the
     whole pipeline; the search gets what the templates leave of it.  The best
     program is the penalised best of the front cut at ``max_size``, then the
     smallest one it does not beat significantly on the held-out rows
@@ -431,7 +460,7 @@ def recover_image_program(images: np.ndarray, labels: np.ndarray, *, oracle=None
                                user_templates=user_templates, refine=refine,
                                template_rows=template_rows, pca=pca, seed=seed, log=log)
     timings = dict(bank.timings)
-    features = image_features(bank.chosen(search_templates), grid=grid)
+    features = search_features(bank.chosen(search_templates), grid=grid)
 
     reserve = 30.0 if (evidence and oracle is not None) else 0.0
     budget = max(min(10.0, time_limit / 2), time_limit - (now() - start) - reserve)
@@ -580,7 +609,8 @@ def run_image_search(args, out=None) -> int:
 
 
 __all__ = ["IMAGE_PRIMITIVES", "IMAGE_DOMAINS", "IMAGE_SHAPES", "signed_template", "with_signed",
-           "class_exemplars", "data_templates", "screen_templates", "Screened", "refine_template",
+           "class_exemplars", "contrast_templates", "data_templates", "search_features",
+           "COARSE_GRID", "screen_templates", "Screened", "refine_template",
            "ImageSearchReport", "TemplateBank", "build_template_bank", "search_split", "cut_front",
            "prefer_simpler",
            "recover_image_program", "format_report",

@@ -24,8 +24,9 @@ from oracles.templates import (aligned_mean, filter_templates, gradient_template
 from oracles.torch_oracle import TorchOracle
 from synth.cli import main
 from synth.evidence import decodability, default_layers, program_atoms, program_features
-from synth.image_search import (atoms_within, cut_front, load_domain_images, prefer_simpler,
-                                recover_image_program, refine_template, screen_templates,
+from synth.image_search import (atoms_within, contrast_templates, cut_front, data_templates,
+                                load_domain_images, prefer_simpler, recover_image_program,
+                                refine_template, screen_templates, search_features,
                                 search_split, signed_template, with_signed)
 from synth.search import Synthesizer
 from tests.helpers import data_file
@@ -101,6 +102,30 @@ def test_signed_template_turns_ink_into_plus_one_and_background_into_minus_one()
     np.testing.assert_array_equal(s.array, 2 * stroke() - 1)
     both = with_signed([t, Template.from_array(stroke() - 0.5, "centred")])
     assert [b.name for b in both] == ["stroke", "stroke_signed", "centred"]
+
+
+def test_class_contrasts_weigh_one_class_against_another():
+    images = blob_images(30)
+    classes = np.arange(30) % 3
+    means = [Template.from_array(images[classes == c].mean(axis=0), f"mean_{c}",
+                                 source=f"class-mean:{c}") for c in range(3)]
+    contrasts = contrast_templates(means)
+    assert [t.name for t in contrasts] == ["mean_0_minus_1", "mean_0_minus_2", "mean_1_minus_2"]
+    assert contrasts[1].source == "class-mean:0 - class-mean:2"
+    np.testing.assert_allclose(contrasts[2].array, means[1].array - means[2].array, atol=1e-3)
+    names = [t.name for t in data_templates(images, classes, pca=1)]
+    assert {"mean_0", "mean_0_minus_2", "pca_0"} <= set(names)
+
+
+def test_search_features_read_region_ink_at_two_scales():
+    names = [str(f) for f in search_features([])]
+    assert "ink_in_row_band(image, 3)" in names and "ink_in_col_band_2(image, 1)" in names
+    assert "ink_in_cell_2x2(image, 1, 0)" in names and len(names) == len(set(names))
+    image = blob_images(1)
+    lower = next(f for f in search_features([]) if str(f) == "ink_in_row_band_2(image, 1)")
+    assert lower.evaluate({"image": image})[0] == pytest.approx(image[0, 6:].sum())
+    assert [str(f) for f in search_features([], coarse_grid=None)] == \
+        [str(f) for f in image_features([])]
 
 
 def test_screening_ranks_the_planted_template_first():

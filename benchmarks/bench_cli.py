@@ -62,8 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-feature-size", type=int,
                         help="engine: largest feature enumerated (default: the engine's)")
     parser.add_argument("--epochs", type=int,
-                        help="--source network: training epochs (default 400 for the MLP, "
-                             f"{ImageBenchSettings().train.epochs} for the CNN)")
+                        help="--source network: training epochs (default 400 for the MLP; "
+                             f"{ImageBenchSettings().train.epochs} for the CNN, then "
+                             f"{ImageBenchSettings().train.decay_epochs} at a tenth of the "
+                             f"rate)")
     parser.add_argument("--hidden", default="256,256",
                         help="--source network: hidden widths of the MLP")
     parser.add_argument("--max-images", type=int,

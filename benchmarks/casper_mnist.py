@@ -61,12 +61,18 @@ def _hints(args) -> list:
     return load_user_templates([args.hint] if args.hint else [], (28, 28))
 
 
+def _progress(args) -> dict:
+    """``log=`` for the image search: progress on stderr, none with --quiet."""
+    from synth.image_search import stderr_log
+    return {} if args.quiet else {"log": stderr_log}
+
+
 def run(args, out=None) -> int:
     """``synth challenge mnist``."""
     from synth.causal import format_causal
     from synth.cli import report
     from synth.image_search import (format_report, recover_image_program, search_settings,
-                                    search_split, stderr_log)
+                                    search_split)
     from synth.ranking import choose_image_program
     from synth.report import image_data
     from synth.results import write_json_atomic
@@ -78,11 +84,11 @@ def run(args, out=None) -> int:
     images, classes, oracle, labels = load_challenge(args.max_images, args.seed)
     print(f"Casper challenge 1: the MNIST CNN on {len(images):,} test images "
           f"({labels.mean():.1%} labelled 1); hint: {args.hint or 'none'}", file=out)
-    log = (lambda _: None) if args.quiet else stderr_log
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         rep = recover_image_program(images, labels, oracle=oracle, classes=classes,
-                                    user_templates=hints, log=log, **search_settings(args))
+                                    user_templates=hints, **_progress(args),
+                                    **search_settings(args))
         rep, ranking = choose_image_program(rep, images, labels, oracle, network="the CNN",
                                             seed=args.seed)
     report(rep.result, None, out)
@@ -178,7 +184,8 @@ def run_peers(args, out=None) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         rep = recover_image_program(images, labels, oracle=oracle, classes=classes,
-                                    user_templates=hints, log=log, evidence=False, **settings)
+                                    user_templates=hints, evidence=False, **_progress(args),
+                                    **settings)
         pred = np.asarray(rep.best.program.evaluate({"image": images})).astype(np.int64)
         records.append({"method": "synth", "program": str(rep.best.program),
                         "size": rep.best.size, "seconds": rep.seconds,
@@ -189,7 +196,7 @@ def run_peers(args, out=None) -> int:
         for name, depth in (("tree-pixels-depth3", 3), ("tree-pixels-cv", None)):
             log(f"peer {name}")
             fit = tree_peer(pixels, labels, fit_rows, depth=depth,
-                             time_limit=args.time_limit, seed=args.seed)
+                            time_limit=args.time_limit, seed=args.seed)
             records.append(_score(name, fit, labels, hold_rows))
         # gplearn reads the engine's own leaves: the same templates, rebuilt the same way
         start = time.perf_counter()
@@ -204,8 +211,8 @@ def run_peers(args, out=None) -> int:
         log(f"peer gplearn on {len(features)} features")
         try:
             fit = gplearn_peer(columns, [f"f{i}" for i in range(len(features))], labels,
-                                fit_rows, time_limit=max(10.0, args.time_limit - prep),
-                                seed=args.seed)
+                               fit_rows, time_limit=max(10.0, args.time_limit - prep),
+                               seed=args.seed)
             fit["seconds"] += prep
             fit["features"] = {f"f{i}": str(f) for i, f in enumerate(features)}
             records.append(_score("gplearn-features", fit, labels, hold_rows))

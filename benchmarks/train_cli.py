@@ -152,15 +152,18 @@ IMAGE_ARCHES = ("casper-cnn",)
 class ImageTrainSettings:
     """Everything that determines a trained image network (with the data: the cache key).
 
-    The default recipe (Adam, minibatches of 256, 60 epochs) trains the
-    challenge-1 CNN on 5,000 MNIST images to 96-98% on the other 5,000 for
-    one-threshold programs, its decision threshold close to the program's."""
+    The recipe: Adam on minibatches of 256, ``epochs`` at ``lr``, then
+    ``decay_epochs`` at ``decay_lr``.  On the images suite it trains the
+    challenge-1 CNN on 5,000 MNIST images to about 94-98% on the other 5,000
+    (the decay stage adds 1-3 points over the first stage alone)."""
 
     arch: str = "casper-cnn"
     seed: int = 0
     epochs: int = 60
     batch_size: int = 256
     lr: float = 3e-3
+    decay_epochs: int = 30
+    decay_lr: float = 3e-4
     weight_decay: float = 1e-4
     train_fraction: float = 0.5
 
@@ -168,9 +171,10 @@ class ImageTrainSettings:
         if self.arch not in IMAGE_ARCHES:
             raise ValueError(f"unknown architecture {self.arch!r} for training on images; "
                              f"choose one of {', '.join(IMAGE_ARCHES)}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch size must be positive, got {self.epochs} "
-                             f"and {self.batch_size}")
+        if self.epochs < 1 or self.decay_epochs < 0 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch size must be positive (decay epochs 0 or "
+                             f"more), got {self.epochs}, {self.batch_size} and "
+                             f"{self.decay_epochs}")
         if not 0 < self.train_fraction < 1:
             raise ValueError(f"train fraction must be in (0, 1), got {self.train_fraction}")
 
@@ -193,12 +197,17 @@ def train_image_network(images: np.ndarray, labels: np.ndarray,
     y = torch.as_tensor(labels)
     train = train_split(len(images), settings.seed, settings.train_fraction)
     rest = np.setdiff1d(np.arange(len(images)), train)
-    report = train_classifier(module, x[train], y[train], epochs=settings.epochs, lr=settings.lr,
-                              weight_decay=settings.weight_decay, seed=settings.seed,
-                              batch_size=settings.batch_size, optimizer="adam",
-                              eval_set=(x[rest], y[rest]))
+    stages = [(settings.epochs, settings.lr), (settings.decay_epochs, settings.decay_lr)]
+    seconds = 0.0
+    for i, (epochs, lr) in enumerate(s for s in stages if s[0] > 0):
+        report = train_classifier(module, x[train], y[train], epochs=epochs, lr=lr,
+                                  weight_decay=settings.weight_decay, seed=settings.seed + i,
+                                  batch_size=settings.batch_size, optimizer="adam",
+                                  eval_set=(x[rest], y[rest]))
+        seconds += report.seconds
     info = {"train_accuracy": report.train_accuracy, "heldout_accuracy": report.eval_accuracy,
-            "seconds": report.seconds, "epochs": report.epochs, "train_rows": int(len(train))}
+            "seconds": seconds, "epochs": settings.epochs + settings.decay_epochs,
+            "train_rows": int(len(train))}
     return module, spec, info
 
 

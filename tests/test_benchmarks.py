@@ -366,7 +366,7 @@ def test_tiny_images_suite_runs_end_to_end_from_cnns(tmp_path):
 
     tasks = [t for t in IMAGES_SUITE if t.name in ("i1-ink", "i1-holes")]
     settings = ImageBenchSettings(max_images=300)
-    settings = replace(settings, train=replace(settings.train, epochs=2))
+    settings = replace(settings, train=replace(settings.train, epochs=2, decay_epochs=1))
     cfg = BenchConfig(source="network", time_limit=8.0, peers=("tree-pixels",),
                       images=settings, cache_dir=str(tmp_path / "cache"))
     start = time.perf_counter()

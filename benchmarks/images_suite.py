@@ -37,6 +37,7 @@ from types import CodeType
 
 import numpy as np
 
+from benchmarks.programs import parse_expression
 from benchmarks.train_cli import ImageTrainSettings
 
 #: Image domains hidden programs and networks are defined on (28x28: the CNN's input).
@@ -161,13 +162,7 @@ class _Checker(ast.NodeVisitor):
 
 def parse_image_program(source: str) -> ImageProgram:
     """Check the expression ``source`` over ``image``; ValueError naming the problem."""
-    text = source.strip()
-    if not text:
-        raise ValueError("the hidden image program is empty")
-    try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError as err:
-        raise ValueError(f"cannot parse hidden image program {source!r}: {err.msg}") from None
+    text, tree = parse_expression(source, "hidden image program")
     _Checker(text).visit(tree)
     return ImageProgram(text, tree, compile(tree, "<hidden image program>", "eval"))
 

@@ -180,17 +180,23 @@ class HiddenProgram:
         return _as_labels(out, self.source)
 
 
+def parse_expression(source: str, what: str) -> tuple[str, ast.Expression]:
+    """The stripped text of ``source`` and its syntax tree; ``ValueError`` naming
+    ``what`` (e.g. "hidden program") when it is empty or not an expression."""
+    text = source.strip()
+    if not text:
+        raise ValueError(f"the {what} is empty")
+    try:
+        return text, ast.parse(text, mode="eval")
+    except SyntaxError as err:
+        where = f" (column {err.offset})" if err.offset else ""
+        raise ValueError(f"cannot parse {what} {source!r}: {err.msg}{where}") from None
+
+
 def parse_hidden(source: str, inputs: Sequence[str]) -> HiddenProgram:
     """Check the expression ``source`` over ``inputs``; raise ``ValueError`` if it is not
     a whitelisted expression over those inputs."""
-    text = source.strip()
-    if not text:
-        raise ValueError("the hidden program is empty")
-    try:
-        tree = ast.parse(text, mode="eval")
-    except SyntaxError as err:
-        where = f" (column {err.offset})" if err.offset else ""
-        raise ValueError(f"cannot parse hidden program {source!r}: {err.msg}{where}") from None
+    text, tree = parse_expression(source, "hidden program")
     _Checker(tuple(inputs), text).visit(tree.body)
     return HiddenProgram(text, tuple(inputs), tree=tree)
 

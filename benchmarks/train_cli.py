@@ -48,15 +48,21 @@ class TrainSettings:
     train_fraction: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHES:
-            raise ValueError(f"unknown architecture {self.arch!r} for training on a grid; "
-                             f"choose one of {', '.join(ARCHES)}")
+        _check_recipe(self.arch, ARCHES, "a grid", self.train_fraction)
         if self.epochs < 1:
             raise ValueError(f"--epochs must be positive, got {self.epochs}")
         if not self.hidden or any(h < 1 for h in self.hidden):
             raise ValueError(f"hidden widths must be positive, got {self.hidden}")
-        if not 0 < self.train_fraction < 1:
-            raise ValueError(f"train fraction must be in (0, 1), got {self.train_fraction}")
+
+
+def _check_recipe(arch: str, arches: tuple[str, ...], domain: str,
+                  train_fraction: float) -> None:
+    """What every training recipe must satisfy: a known architecture, a proper split."""
+    if arch not in arches:
+        raise ValueError(f"unknown architecture {arch!r} for training on {domain}; "
+                         f"choose one of {', '.join(arches)}")
+    if not 0 < train_fraction < 1:
+        raise ValueError(f"train fraction must be in (0, 1), got {train_fraction}")
 
 
 #: Stream of the training split, apart from the seed's plain stream: the engine draws
@@ -168,15 +174,11 @@ class ImageTrainSettings:
     train_fraction: float = 0.5
 
     def __post_init__(self) -> None:
-        if self.arch not in IMAGE_ARCHES:
-            raise ValueError(f"unknown architecture {self.arch!r} for training on images; "
-                             f"choose one of {', '.join(IMAGE_ARCHES)}")
+        _check_recipe(self.arch, IMAGE_ARCHES, "images", self.train_fraction)
         if self.epochs < 1 or self.decay_epochs < 0 or self.batch_size < 1:
             raise ValueError(f"epochs and batch size must be positive (decay epochs 0 or "
                              f"more), got {self.epochs}, {self.batch_size} and "
                              f"{self.decay_epochs}")
-        if not 0 < self.train_fraction < 1:
-            raise ValueError(f"train fraction must be in (0, 1), got {self.train_fraction}")
 
 
 def train_image_network(images: np.ndarray, labels: np.ndarray,

@@ -14,6 +14,10 @@ It walks Python's ``ast`` (nothing is ever evaluated) and accepts:
   failing that, by its primitive name;
 * int, float and bool literals, and names of inputs.
 
+A Bool where a number is expected is Python's int 0 or 1, so it reads as
+``int_`` of it (printed ``int(...)``): ``(x > 1) + (y > 2) >= 2`` is
+``int(x > 1) + int(y > 2) >= 2``, "at least two of".
+
 A minus sign directly on a number literal is part of the literal: ``-3`` is
 ``Const(-3)``, which is how ``Const(-3)`` prints.  (``neg(Const(3))`` prints
 the same way, so it reads back as ``Const(-3)``: same value, same text.  An Int
@@ -73,7 +77,7 @@ class _Reader:
     @staticmethod
     def apply(name: str, *args: Program) -> Apply:
         """A built-in primitive that Python syntax (an operator) stands for."""
-        return Apply(REGISTRY[name], tuple(args))
+        return _apply(REGISTRY[name], args)
 
     # -- nodes ------------------------------------------------------------------
     def read(self, node: ast.AST) -> Program:
@@ -166,7 +170,15 @@ class _Reader:
         if prim is None:
             known = ", ".join(sorted(set(self.by_call) | set(self.by_name)))
             raise ValueError(f"unknown function {fn!r}; known functions: {known}")
-        return Apply(prim, tuple(self.read(a) for a in node.args))
+        return _apply(prim, tuple(self.read(a) for a in node.args))
+
+
+def _apply(prim: Primitive, args: tuple[Program, ...]) -> Apply:
+    """``prim(args)``, a Bool in a numeric slot read as Python reads it: an int."""
+    if len(args) == prim.arity:  # else Apply reports the wrong count
+        args = tuple(Apply(REGISTRY["int_"], (a,)) if a.type is BOOL and slot is not BOOL else a
+                     for slot, a in zip(prim.arg_types, args))
+    return Apply(prim, args)
 
 
 def _show(node: ast.AST) -> str:

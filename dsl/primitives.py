@@ -242,6 +242,9 @@ XOR = _infix("xor", (BOOL, BOOL), BOOL, np.not_equal, "!=", PREC_CMP, sympy.Xor,
              commutative=True)
 NOT = _builtin("not_", (BOOL,), BOOL, np.logical_not, infix="not", precedence=PREC_NOT,
                sympy_fn=sympy.Not)
+#: Bool to Int (``int(x > 3) + int(y > 5) >= 2``: at least two of the conditions hold).
+INT_ = _builtin("int_", (BOOL,), INT, lambda a: np.asarray(a).astype(np.int64), call="int",
+                sympy_fn=lambda a: sympy.Piecewise((1, a), (0, True)), search=False)
 ITE = _builtin("ite", (BOOL, NUM, NUM), NUM, lambda c, a, b: np.where(c, a, b),
                precedence=0, sympy_fn=lambda c, a, b: sympy.Piecewise((a, c), (b, True)))
 

@@ -150,3 +150,14 @@ def const(value: int | float | bool) -> Const:
     if isinstance(value, (int, np.integer)):
         return Const(int(value), INT)
     return Const(float(value), REAL)
+
+
+def substitute(program: Program, old: Program, new: Program) -> Program:
+    """``program`` with every subtree equal to ``old`` replaced by ``new``."""
+    if program == old:
+        return new
+    if isinstance(program, Apply):
+        args = tuple(substitute(a, old, new) for a in program.args)
+        if args != program.args:
+            return Apply(program.primitive, args)
+    return program

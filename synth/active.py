@@ -7,6 +7,15 @@ plausible program agrees.  :class:`ActiveSynthesizer` starts from a small
 random sample of the domain, searches, and then, round after round, queries
 the points where the current hypotheses could still be wrong:
 
+* **undetermined** -- unqueried points where a threshold of the best program
+  is not yet pinned down: for each comparison ``f < c`` whose truth decides
+  the label (flipping it flips the program's answer), the queried points
+  where it decides bound the threshold to an interval of ``f`` values; an
+  unqueried point whose ``f`` falls inside that interval, and where the atom
+  decides too, has a label no answer so far implies.  A threshold one column
+  off next to a residue atom (``x > 178 and (x + y) % 3 == 0``) is wrong on
+  a few hundred of a million points, which uniform or boundary samples
+  rarely hit; these points find it;
 * **disagreement** -- unqueried points on which the best program and the
   other leading candidates of the Pareto front (top-k by penalised fidelity)
   give different labels;
@@ -42,6 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsl.domains import GridDomain
+from dsl.program import Apply, Const, Program, const, substitute
 from synth.pareto import pareto_front, pick_best
 from synth.results import Candidate, SearchResult
 
@@ -79,8 +89,8 @@ class ActiveSynthesizer:
         disagreement.
     pool: unqueried points candidates are evaluated on per round (the whole
         rest of the domain when it holds no more than this).
-    shares: parts of a batch given to (disagreement, boundary, exploration)
-        points; a share left unused passes to the next kind.
+    shares: parts of a batch given to (undetermined, disagreement, boundary,
+        exploration) points; a share left unused passes to the next kind.
     patience: stop once the best program predicted this many consecutive
         batches without an error (``None``: never stop early).
     holdout: holdout fraction for the refits (``None`` keeps the base's); by
@@ -95,7 +105,7 @@ class ActiveSynthesizer:
 
     def __init__(self, base=None, *, initial: int = 256, batch: int = 128, budget: int = 4096,
                  rounds: int = 20, top_k: int = 6, pool: int = 200_000,
-                 shares: tuple[float, float, float] = (0.4, 0.45, 0.15),
+                 shares: tuple[float, ...] = (0.5, 0.2, 0.225, 0.075),
                  patience: int | None = 2, holdout: float | None = 0.0, seed: int = 0,
                  time_limit: float | None = None, clock: str = "wall",
                  verbose: bool = False) -> None:
@@ -270,7 +280,7 @@ class ActiveSynthesizer:
         return [self.best_, *others[: max(0, self.top_k - 1)]]
 
     def _choose(self, size: int, rng) -> tuple[np.ndarray, dict, int, int]:
-        """``n`` unqueried points: disagreement, then boundary, then random ones."""
+        """``size`` unqueried points: undetermined, disagreement, boundary, then random ones."""
         domain = self.domain_
         pool = sample_flat(domain, min(self.pool, domain.size - len(self.queried_)), rng,
                            exclude=self.queried_)
@@ -280,6 +290,8 @@ class ActiveSynthesizer:
             preds = np.stack([np.asarray(c.program.evaluate(env), dtype=bool)
                               for c in leaders])
         best = preds[0]
+        undetermined = _undetermined(self.best_.program, env,
+                                     points(domain, self.queried_), rng)
         # disagreement with rivals that explain the labels (nearly) as well as the
         # best: a rival refuted by k more queried labels counts exp(-k/2)
         n = len(self.labels_)
@@ -290,22 +302,22 @@ class ActiveSynthesizer:
         score = ((preds[1:][alive] != best) * weights[alive, None]).sum(axis=0)
         boundary = _boundary_mask(self.best_.program, domain, pool, best)
         n_dis, n_bound = int((score > 0).sum()), int(boundary.sum())
-
-        taken = np.zeros(len(pool), dtype=bool)
-        quota = [int(round(s * size)) for s in self.shares[:2]]
         # disagreement points, most disputed first, ties in random order
         dis = np.flatnonzero(score > 0)
-        dis = dis[np.lexsort((rng.random(len(dis)), -score[dis]))][: quota[0]]
-        taken[dis] = True
-        spare = quota[0] - len(dis)
-        bound = np.flatnonzero(boundary & ~taken)
-        bound = rng.permutation(bound)[: quota[1] + spare]
-        taken[bound] = True
-        rest = np.flatnonzero(~taken)
-        explore = rng.permutation(rest)[: max(0, size - len(dis) - len(bound))]
-        chosen = np.concatenate([dis, bound, explore])
-        kinds = {"disagreement": len(dis), "boundary": len(bound), "random": len(explore)}
-        return np.sort(pool[chosen]), kinds, n_dis, n_bound
+        dis = dis[np.lexsort((rng.random(len(dis)), -score[dis]))]
+        ranked = (undetermined, dis, rng.permutation(np.flatnonzero(boundary)),
+                  rng.permutation(len(pool)))
+        taken = np.zeros(len(pool), dtype=bool)
+        counts, quota = [], 0
+        for share, order in zip(self.shares, ranked):
+            quota += int(round(share * size))
+            fresh = order[~taken[order]]
+            fresh = fresh[: max(0, min(quota, size - int(taken.sum())))]
+            taken[fresh] = True
+            counts.append(len(fresh))
+            quota -= len(fresh)
+        kinds = dict(zip(("undetermined", "disagreement", "boundary", "random"), counts))
+        return np.sort(pool[taken]), kinds, n_dis, n_bound
 
     def _log(self, message: str) -> None:
         if self.verbose:
@@ -338,6 +350,66 @@ def sample_flat(domain: GridDomain, n: int, rng, exclude: np.ndarray | None = No
         draw = draw[~np.isin(draw, exclude, assume_unique=False)]
         out = np.union1d(out, draw)
     return np.sort(rng.choice(out, size=n, replace=False))
+
+
+_THRESHOLDS = frozenset({"lt", "le", "gt", "ge"})
+
+
+def _undetermined(program: Program, pool_env: Mapping[str, np.ndarray],
+                  queried_env: Mapping[str, np.ndarray], rng) -> np.ndarray:
+    """Pool indices where a threshold of ``program`` is not pinned down by the
+    queried points, round-robin over its thresholds, each in random order.
+
+    For an atom ``f op c`` (a feature against a constant) only the points where
+    the atom is pivotal -- the program with the atom set True and set False
+    disagree -- say anything about ``c``; the queried pivotal points on either
+    side of it bound the true threshold to the open interval between their
+    nearest ``f`` values, and a pivotal pool point inside that interval has a
+    label the answers so far do not imply."""
+    per_atom = []
+    with np.errstate(all="ignore"):
+        for atom in {a for a in program.walk() if _is_threshold(a)}:
+            feature, rising = _threshold_parts(atom)
+            on_queried = _pivotal(program, atom, queried_env)
+            f_queried = np.asarray(feature.evaluate(queried_env), float)[on_queried]
+            truth = np.asarray(atom.evaluate(queried_env), dtype=bool)[on_queried]
+            below, above = (f_queried[~truth], f_queried[truth]) if rising else \
+                (f_queried[truth], f_queried[~truth])
+            low = below.max() if len(below) else -np.inf
+            high = above.min() if len(above) else np.inf
+            f_pool = np.asarray(feature.evaluate(pool_env), float)
+            inside = np.flatnonzero((f_pool > low) & (f_pool < high))
+            if len(inside) == 0:
+                continue
+            sub = {k: v[inside] for k, v in pool_env.items()}
+            per_atom.append(rng.permutation(inside[_pivotal(program, atom, sub)]))
+    if not per_atom:
+        return np.zeros(0, dtype=np.int64)
+    longest = max(len(p) for p in per_atom)
+    spread = np.full((len(per_atom), longest), -1, dtype=np.int64)
+    for i, p in enumerate(per_atom):
+        spread[i, : len(p)] = p
+    order = spread.T.ravel()  # one point of each threshold in turn
+    order = order[order >= 0]
+    return order[np.sort(np.unique(order, return_index=True)[1])]
+
+
+def _is_threshold(node: Program) -> bool:
+    return (isinstance(node, Apply) and node.primitive.name in _THRESHOLDS
+            and sum(isinstance(a, Const) for a in node.args) == 1)
+
+
+def _threshold_parts(atom: Apply) -> tuple[Program, bool]:
+    """The compared feature, and whether the atom holds above the constant."""
+    const_left = isinstance(atom.args[0], Const)
+    return atom.args[1 if const_left else 0], (atom.primitive.name in ("gt", "ge")) != const_left
+
+
+def _pivotal(program: Program, atom: Program, env: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Rows where the program's answer follows ``atom``'s truth."""
+    on = np.asarray(substitute(program, atom, const(True)).evaluate(env), dtype=bool)
+    off = np.asarray(substitute(program, atom, const(False)).evaluate(env), dtype=bool)
+    return on != off
 
 
 def _boundary_mask(program, domain: GridDomain, pool: np.ndarray, pred: np.ndarray) -> np.ndarray:

@@ -13,6 +13,7 @@ new line as a feature of its own, available to all later queries.
 """
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -96,7 +97,7 @@ class AtomFitter:
         self.size_weight = size_weight
         self.penalties = self._penalties(self.programs)
         self.lines, self.fit_top = lines, fit_top
-        self._rng = np.random.default_rng(seed)
+        self._seed = seed
         self._known = {p: i for i, p in enumerate(self.programs)}
         self._extra: list[tuple[np.ndarray, ThresholdIndex]] = []  # lines added on demand
         self._truths: dict[Split, np.ndarray] = {}
@@ -125,7 +126,9 @@ class AtomFitter:
         return self.index.best(z, w, self.penalties if penalties is None else penalties, top)
 
     def penalty(self, split: Split) -> float:
-        return self.size_weight * atom_size(self.feature(split.feature).size, split.kind)
+        """The size penalty of the atom as printed (a difference against zero
+        prints as a comparison of its sides, smaller than ``atom_size`` says)."""
+        return self.size_weight * self.atom(split).size
 
     def feature(self, i: int) -> Program:
         return self.programs[i]
@@ -179,11 +182,15 @@ class AtomFitter:
         rows = np.flatnonzero(w)
         if not pool.pairs or len(rows) < 16:
             return []
+        # rows drawn from the query itself: a line fit never depends on which
+        # queries came before it, so extra moves elsewhere leave it unchanged
+        zb, wb = np.asarray(z, bool), np.asarray(w, np.float64)
+        rng = np.random.default_rng([self._seed, zlib.crc32(zb.tobytes() + wb.tobytes())])
         if len(rows) > _FIT_ROWS:
-            rows = self._rng.choice(rows, _FIT_ROWS, replace=False)
+            rows = rng.choice(rows, _FIT_ROWS, replace=False)
         else:
-            rows = self._rng.permutation(rows)
-        zz, ww = np.asarray(z, bool)[rows], np.asarray(w, np.float64)[rows]
+            rows = rng.permutation(rows)
+        zz, ww = zb[rows], wb[rows]
         if zz.all() or not zz.any():
             return []
         values = pool.values[:, rows]

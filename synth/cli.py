@@ -11,7 +11,6 @@ import argparse
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
-from pathlib import Path
 
 from synth.results import SearchResult, write_json_atomic
 from synth.user_code import import_user_file

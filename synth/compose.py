@@ -1,18 +1,20 @@
 """Composition of fitted atoms into boolean labelling formulas.
 
-A formula is a tree of ``and``/``or``/``xor`` over atom slots.  The search is
-a beam over formulas: each step grows a formula at one of its nodes ``S`` into
-``S op B`` with a new atom ``B``, and every atom slot can be refitted.  Both
-moves are one *conditional fit*: with the rest of the formula fixed, the
-output at each row is ``p1`` when the slot is True and ``p0`` when False, so
-the best atom for the slot is the best predicate for target ``z == p1`` on the
-rows where ``p0 != p1`` -- one query to the threshold index, optimal over all
-features and thresholds at once.
+A formula is a tree of ``and``/``or``/``xor`` and ``at least k of`` (an m-of-n
+rule, ``int(a) + int(b) + int(c) >= 2``) over atom slots.  The search is a
+beam over formulas: each step grows a formula at one of its nodes ``S`` into
+``S op B`` with a new atom ``B`` (and a node counting its children, an
+``and``/``or`` chain too, into one counting ``B`` as well), and every atom
+slot can be refitted.  Both moves are one *conditional fit*: with the rest of
+the formula fixed, the output at each row is ``p1`` when the slot is True and
+``p0`` when False, so the best atom for the slot is the best predicate for
+target ``z == p1`` on the rows where ``p0 != p1`` -- one query to the
+threshold index, optimal over all features and thresholds at once.
 """
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,8 +25,11 @@ OPS = ("and", "or", "xor")
 #: Connectives grown by a pair of atoms joined by the dual connective.
 _PAIRED = {"or": "and", "and": "or"}
 _NP = {"and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor}
+#: The node "at least k of its children" (2 <= k < n: k = n is an and, k = 1 an or).
+COUNT = "atleast"
 
-# A tree is ("atom", k) or (op, left, right); paths are tuples of 1/2 steps.
+# A tree is ("atom", i), (op, left, right) or (COUNT, k, child, child, child, ...);
+# a path is the positions of the children taken, in those tuples.
 Tree = tuple
 
 
@@ -92,9 +97,10 @@ class Composer:
             return override[path]
         if tree[0] == "atom":
             return self.truth(atoms[tree[1]])
-        left = self.evaluate(tree[1], atoms, override, path + (1,))
-        right = self.evaluate(tree[2], atoms, override, path + (2,))
-        return _NP[tree[0]](left, right)
+        values = [self.evaluate(tree[i], atoms, override, path + (i,)) for i in _slots(tree)]
+        if tree[0] == COUNT:
+            return np.count_nonzero(values, axis=0) >= tree[1]
+        return _NP[tree[0]](*values)
 
     # -- moves --------------------------------------------------------------
     def conditional(self, p0: np.ndarray, p1: np.ndarray, top: int) -> list[Split]:
@@ -103,6 +109,19 @@ class Composer:
         if not differs.any():
             return []
         return self.best_atoms(self.z == p1, self.w * differs, top)
+
+    def _slot_outputs(self, tree: Tree, atoms: tuple[Split, ...],
+                      path: tuple) -> tuple[np.ndarray, np.ndarray]:
+        """Outputs of the formula with the slot at ``path`` all False and all True."""
+        n = len(self.z)
+        return (self.evaluate(tree, atoms, {path: np.zeros(n, bool)}),
+                self.evaluate(tree, atoms, {path: np.ones(n, bool)}))
+
+    def _fit_new(self, tree: Tree, atoms: tuple[Split, ...], path: tuple,
+                 top: int) -> list[Formula]:
+        """``tree`` with the best atoms in its new last slot, at ``path``."""
+        p0, p1 = self._slot_outputs(tree, atoms + atoms[:1], path)  # any atom holds the place
+        return [self.make(tree, atoms + (atom,)) for atom in self.conditional(p0, p1, top)]
 
     def grow(self, f: Formula, top: int, deadline: float = float("inf")) -> list[Formula]:
         """Every ``S op B`` for nodes ``S`` of ``f`` and the best new atoms ``B``."""
@@ -120,39 +139,72 @@ class Composer:
                                    f.atoms + (atom,))
                          for atom in self.conditional(p0, p1, top)]
                 if op in _PAIRED and all(self.score(g) <= self.score(f) for g in grown):
-                    grown += self._grow_pair(f, path, sub, op, p0, p1)
+                    grown += self._grow_pair(f, path, sub, op)
                 out.extend(grown)
         return out
 
-    def _grow_pair(self, f: Formula, path: tuple, sub: Tree, op: str, p0: np.ndarray,
-                   p1: np.ndarray) -> list[Formula]:
+    def grow_counts(self, beam: list[Formula], top: int, majorities: bool,
+                    deadline: float = float("inf")) -> list[Formula]:
+        """Every node of the formulas of ``beam`` that counts its children grown to
+        count a new atom too; with ``majorities``, the simplest atoms of ``beam``
+        (all of them would cost much) grown into majorities."""
+        out = []
+        for f in beam:
+            for path, (need, children) in _counters(f.tree):
+                if self.clock() > deadline:
+                    return out
+                out.extend(self._grow_count(f, path, need, children, top))
+        for f in sorted(beam, key=lambda f: f.size)[: self.beam_width] if majorities else []:
+            if self.clock() > deadline:
+                break
+            out.extend(self._grow_majority(f))
+        return out
+
+    def _grow_count(self, f: Formula, path: tuple, k: int, children: tuple[Tree, ...],
+                    top: int) -> list[Formula]:
+        """At least ``k`` of ``children`` grown into at least ``k`` (or ``k + 1``) of
+        them and a new atom ``B``: ``a and b`` into "two of a, b, B", one step
+        nearer an m-of-n rule, whose every part alone is a poor fit."""
+        n, new = len(children), ("atom", len(f.atoms))
+        return [formula for m in (k, k + 1) if 1 < m <= n
+                for formula in self._fit_new(_replace(f.tree, path, (COUNT, m, *children, new)),
+                                             f.atoms, path + (n + 2,), top)]
+
+    def _grow_majority(self, f: Formula) -> list[Formula]:
+        """The atom ``f`` grown into "two of A, B1, B2": every part of a majority
+        may be a poor fit alone, and so never grow into an and/or of two."""
+        return self._fit_pair((COUNT, 2, f.tree, ("atom", 1), ("atom", 2)), f.atoms, (3,), (4,))
+
+    def _grow_pair(self, f: Formula, path: tuple, sub: Tree, op: str) -> list[Formula]:
         """``S or (B1 and B2)`` (dually ``S and (B1 or B2)``) where no single atom
         helps: a rare conjunction (``x % 8 == 0 and y % 8 == 0``) has no atom
-        that adds more right rows than wrong ones.  ``B1`` is fitted as a
-        necessary condition of the rows the pair must make True (as a
-        sufficient one, dually), ``B2`` conditionally on it."""
-        inner = _PAIRED[op]
-        target = self.z == p1
-        emphasis = target if inner == "and" else ~target
+        that adds more right rows than wrong ones."""
         k = len(f.atoms)
-        tree = _replace(f.tree, path, (op, sub, (inner, ("atom", k), ("atom", k + 1))))
-        second = path + (2, 2)
-        out = []
-        for first in self.best_atoms(target, self.w * (p0 != p1) * (1 + 9 * emphasis), 1):
-            atoms = f.atoms + (first, first)  # the second slot is overridden below
-            q0 = self.evaluate(tree, atoms, {second: np.zeros(len(self.z), bool)})
-            q1 = self.evaluate(tree, atoms, {second: np.ones(len(self.z), bool)})
-            out += [self.make(tree, f.atoms + (first, atom)) for atom in self.conditional(q0, q1, 1)]
-        return out
+        tree = _replace(f.tree, path, (op, sub, (_PAIRED[op], ("atom", k), ("atom", k + 1))))
+        return self._fit_pair(tree, f.atoms, path + (2, 1), path + (2, 2))
+
+    def _fit_pair(self, tree: Tree, atoms: tuple[Split, ...], first: tuple,
+                  second: tuple) -> list[Formula]:
+        """``tree`` with the best atoms in its two new last slots, at paths ``first``
+        and ``second``.  The first is fitted as a necessary condition of the rows
+        the pair must make True where one of the pair is not enough (as a
+        sufficient one where it is), the second conditionally on it."""
+        no, yes = np.zeros(len(self.z), bool), np.ones(len(self.z), bool)
+        held = atoms + atoms[:1] * 2  # any atoms hold the places
+        none, one, both = (self.evaluate(tree, held, {first: a, second: b})
+                           for a, b in ((no, no), (yes, no), (yes, yes)))
+        target = self.z == both
+        emphasis = np.where(one == none, target, ~target)
+        return [formula
+                for b1 in self.best_atoms(target, self.w * (none != both) * (1 + 9 * emphasis), 1)
+                for formula in self._fit_new(tree, atoms + (b1,), second, 1)]
 
     def refit(self, f: Formula, passes: int | None = None) -> Formula:
         """Coordinate ascent: refit each atom slot given the others."""
         for _ in range(self.refit_passes if passes is None else passes):
             improved = False
             for k in range(len(f.atoms)):
-                path = _atom_path(f.tree, k)
-                p0 = self.evaluate(f.tree, f.atoms, {path: np.zeros(len(self.z), bool)})
-                p1 = self.evaluate(f.tree, f.atoms, {path: np.ones(len(self.z), bool)})
+                p0, p1 = self._slot_outputs(f.tree, f.atoms, _atom_path(f.tree, k))
                 for atom in self.conditional(p0, p1, 1):
                     atoms = f.atoms[:k] + (atom,) + f.atoms[k + 1:]
                     candidate = self.make(f.tree, atoms)
@@ -164,29 +216,45 @@ class Composer:
 
     def mutate(self, f: Formula) -> Formula:
         """Try each other connective at each inner node, refitting the atoms:
-        ``A and B`` may be ``A xor B'`` in disguise, which growth alone misses."""
-        for path, sub in _subtrees(f.tree):
-            if sub[0] == "atom":
-                continue
+        ``A and B`` may be ``A xor B'`` in disguise, which growth alone misses;
+        and a count of the atoms of ``f`` in place of its connectives."""
+        counted = self._count_atoms(f) if len(set(f.atoms)) > 2 else f
+        for path, _ in list(_subtrees(f.tree)):
             for op in OPS:
-                if op == sub[0]:
+                sub = _node(f.tree, path)  # in f as changed so far: None where it is gone
+                if sub is None or sub[0] not in OPS or op == sub[0]:
                     continue
                 candidate = self.refit(self.make(_replace(f.tree, path, (op, sub[1], sub[2])),
                                                  f.atoms), passes=1)
                 if self.score(candidate) > self.score(f) + 1e-12:
                     f = candidate
-        return f
+        return max(f, counted, key=self.score)
+
+    def _count_atoms(self, f: Formula) -> Formula:
+        """At least k of the distinct atoms of ``f``, for the best k, less the
+        atoms whose loss helps most: the right atoms of an m-of-n rule are often
+        found first in and/or formulas (``a and b or (a or b) and c`` is two of
+        a, b, c), beside wrong ones (``a or b`` in one atom)."""
+        atoms = tuple(dict.fromkeys(f.atoms))
+        slots = tuple(("atom", i) for i in range(len(atoms)))
+        best = max((self.make(_at_least(k, slots), atoms) for k in range(1, len(atoms) + 1)),
+                   key=self.score)
+        while best.tree[0] == COUNT:
+            smaller = max((self.make(t, best.atoms) for t in _shrunk(best.tree)), key=self.score)
+            if self.score(smaller) <= self.score(best):
+                break
+            best = smaller
+        return best
 
     def prune(self, f: Formula) -> Formula:
-        """Drop operands that do not help: ``S op B`` becomes ``S`` or ``B``
+        """Drop operands that do not help: ``S op B`` becomes ``S`` or ``B``,
+        "at least k of" loses a child (and needs k or k - 1 of the rest),
         whenever that loses no correct weight."""
         changed = True
         while changed:
             changed = False
             for path, sub in _subtrees(f.tree):
-                if sub[0] == "atom":
-                    continue
-                for child in (sub[1], sub[2]):
+                for child in _shrunk(sub):
                     candidate = self.make(_replace(f.tree, path, child), f.atoms)
                     if candidate.correct >= f.correct - 1e-9:
                         f, changed = candidate, True
@@ -238,7 +306,10 @@ class Composer:
                 if rank < 2:  # connective changes for the two best: costly, often decisive
                     f = self.mutate(f)
                 refined.append(self.prune(f))
-            beam = self._top(refined + beam)
+            # after the and/or moves, which so meet the atom fitter (its line
+            # sampling draws from one random stream) as they would without counts
+            counted = self.grow_counts(beam, 2, n_atoms == 2, deadline)
+            beam = self._top(refined + counted + beam)
             if on_level:
                 on_level(n_atoms, beam)
         return beam
@@ -267,26 +338,84 @@ def _settings(op: str, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return value, ~value
 
 
-def _subtrees(tree: Tree, path: tuple = ()):
+def _slots(tree: Tree) -> range:
+    """Positions of a node's children in its tuple: the steps of paths."""
+    if tree[0] == "atom":
+        return range(0)
+    return range(2 if tree[0] == COUNT else 1, len(tree))
+
+
+def _subtrees(tree: Tree, path: tuple = ()) -> Iterator[tuple[tuple, Tree]]:
     yield path, tree
-    if tree[0] != "atom":
-        yield from _subtrees(tree[1], path + (1,))
-        yield from _subtrees(tree[2], path + (2,))
+    for i in _slots(tree):
+        yield from _subtrees(tree[i], path + (i,))
+
+
+def _node(tree: Tree, path: tuple) -> Tree | None:
+    """The node at ``path``, or None where ``tree`` has no such path."""
+    for i in path:
+        if i not in _slots(tree):
+            return None
+        tree = tree[i]
+    return tree
 
 
 def _replace(tree: Tree, path: tuple, new: Tree) -> Tree:
     if not path:
         return new
-    op, left, right = tree
-    if path[0] == 1:
-        return (op, _replace(left, path[1:], new), right)
-    return (op, left, _replace(right, path[1:], new))
+    i = path[0]
+    return tree[:i] + (_replace(tree[i], path[1:], new),) + tree[i + 1:]
 
 
 def _atom_path(tree: Tree, k: int, path: tuple = ()) -> tuple | None:
     if tree[0] == "atom":
         return path if tree[1] == k else None
-    return _atom_path(tree[1], k, path + (1,)) or _atom_path(tree[2], k, path + (2,))
+    found = (_atom_path(tree[i], k, path + (i,)) for i in _slots(tree))
+    return next((p for p in found if p is not None), None)
+
+
+def _at_least(k: int, children: tuple[Tree, ...]) -> Tree:
+    """The node "at least ``k`` of ``children``" (1 <= k <= n): an and-chain
+    when k = n, an or-chain when k = 1 (smaller printed, equal in value)."""
+    if 1 < k < len(children):
+        return (COUNT, k, *children)
+    op = "and" if k == len(children) else "or"
+    tree = children[0]
+    for child in children[1:]:
+        tree = (op, tree, child)
+    return tree
+
+
+def _chain(tree: Tree, op: str) -> tuple[Tree, ...]:
+    """The operands of a chain of ``op``: ``(a and b) and c`` -> a, b, c."""
+    if tree[0] != op:
+        return (tree,)
+    return _chain(tree[1], op) + _chain(tree[2], op)
+
+
+def _counters(tree: Tree, path: tuple = (),
+              parent: str = "") -> Iterator[tuple[tuple, tuple[int, tuple[Tree, ...]]]]:
+    """``(path, (k, children))`` of each node that holds when at least k of its
+    children do: count nodes, and whole ``and`` (k = n) and ``or`` (k = 1) chains."""
+    if tree[0] == COUNT:
+        yield path, (tree[1], tree[2:])
+    elif tree[0] in _PAIRED and tree[0] != parent:
+        children = _chain(tree, tree[0])
+        yield path, (len(children) if tree[0] == "and" else 1, children)
+    for i in _slots(tree):
+        yield from _counters(tree[i], path + (i,), tree[0])
+
+
+def _shrunk(tree: Tree) -> list[Tree]:
+    """``tree`` with one operand fewer: each operand of a binary connective;
+    at least k, or k - 1, of all the children of a count node but one."""
+    if tree[0] in OPS:
+        return [tree[1], tree[2]]
+    if tree[0] != COUNT:
+        return []
+    k, children = tree[1], tree[2:]
+    return [_at_least(m, children[:i] + children[i + 1:])
+            for i in range(len(children)) for m in (k, k - 1) if 1 <= m < len(children)]
 
 
 def _canonical(tree: Tree, atoms: tuple[Split, ...]) -> tuple[Tree, tuple[Split, ...]]:
@@ -297,28 +426,19 @@ def _canonical(tree: Tree, atoms: tuple[Split, ...]) -> tuple[Tree, tuple[Split,
     def visit(t: Tree) -> Tree:
         if t[0] == "atom":
             return t
-        left, right = visit(t[1]), visit(t[2])
-        if repr(_key(right, atoms)) < repr(_key(left, atoms)):
-            left, right = right, left
-        return (t[0], left, right)
+        children = sorted((visit(t[i]) for i in _slots(t)), key=lambda c: repr(_key(c, atoms)))
+        return (*t[:_slots(t).start], *children)
 
     tree = visit(tree)
-
-    def collect(t: Tree) -> None:
-        if t[0] == "atom":
-            if t[1] not in order:
-                order.append(t[1])
-        else:
-            collect(t[1])
-            collect(t[2])
-
-    collect(tree)
+    for _, t in _subtrees(tree):
+        if t[0] == "atom" and t[1] not in order:
+            order.append(t[1])
     mapping = {old: new for new, old in enumerate(order)}
 
     def renumber(t: Tree) -> Tree:
         if t[0] == "atom":
             return ("atom", mapping[t[1]])
-        return (t[0], renumber(t[1]), renumber(t[2]))
+        return (*t[:_slots(t).start], *(renumber(t[i]) for i in _slots(t)))
 
     return renumber(tree), tuple(atoms[old] for old in order)
 
@@ -327,4 +447,4 @@ def _key(tree: Tree, atoms: tuple[Split, ...]):
     if tree[0] == "atom":
         a = atoms[tree[1]]
         return (a.feature, a.kind, a.lo, a.hi)
-    return (tree[0], _key(tree[1], atoms), _key(tree[2], atoms))
+    return (*tree[:_slots(tree).start], *(_key(tree[i], atoms) for i in _slots(tree)))

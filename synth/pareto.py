@@ -4,7 +4,12 @@ As in PySR, the front keeps, for each size, the most faithful program, and
 only if it beats every smaller program.  The best program on the front is the
 one with the highest penalised fidelity ``fidelity - penalty * size``: the
 simplest program that explains the oracle, not the one that copies its
-mistakes.
+mistakes -- unless the front holds a program that explains *every* label,
+the held-out ones included, at most ``EXACT_SLACK`` nodes larger.  Labels a
+program reproduces exactly are not noise: a missing ``x > 5`` that decides
+four of ten thousand pairs costs less fidelity than its four nodes are worth
+under the penalty, yet the exact program is the answer.  A network's labels
+(a few percent off any small program) never trigger this rule.
 """
 from __future__ import annotations
 
@@ -30,8 +35,20 @@ def pareto_front(candidates: Iterable[tuple[Program, float]]) -> list[tuple[Prog
     return front
 
 
+#: Nodes a program that reproduces every label may add over the penalised best.
+EXACT_SLACK = 8
+
+
 def pick_best(front: list[Candidate], penalty: float) -> Candidate:
-    """The front member with the highest ``fidelity - penalty * size``."""
+    """The front member with the highest ``fidelity - penalty * size``, or the
+    smallest exact one (every fit and held-out label) within ``EXACT_SLACK``
+    nodes of it."""
     if not front:
         raise ValueError("empty Pareto front")
-    return max(front, key=lambda c: (c.fidelity - penalty * c.size, -c.size))
+    best = max(front, key=lambda c: (c.fidelity - penalty * c.size, -c.size))
+    exact = [c for c in front if _exact(c) and c.size <= best.size + EXACT_SLACK]
+    return best if _exact(best) or not exact else min(exact, key=lambda c: c.size)
+
+
+def _exact(candidate: Candidate) -> bool:
+    return candidate.fidelity == 1.0 and candidate.holdout_fidelity in (None, 1.0)

@@ -35,6 +35,7 @@ from synth.compose import Composer, Formula, Tree
 from synth.enumerate import Enumerator, Grammar
 from synth.atom_fitter import RATIO_SLACK, AtomFitter, LinePool
 from synth.linear import fit_linear_atoms, line_program, screen_pair
+from synth.modular import modular_lines
 from synth.pareto import pareto_front, pick_best
 from synth.results import Candidate, SearchResult, SearchStats
 from synth.simplify import simplify_constants
@@ -221,19 +222,30 @@ class Synthesizer:
         programs, sig_values = enumerator.values_of([INT, REAL], points=_SCREEN_POINTS)
         if not programs:
             raise ValueError("the grammar produced no numeric feature: check inputs and primitives")
+        grammar = enumerator.grammar
+        if any(p.name == "mod" for p in grammar.primitives):
+            residues = modular_lines(grammar.inputs, self.moduli)
+            screen_env = {k: v[sig_rows[:_SCREEN_POINTS]] for k, v in fit_env.items()}
+            programs = programs + residues
+            sig_values = np.concatenate([sig_values, _evaluate_all(residues, screen_env)])
         keys = _ordering_keys(sig_values)
         classes: dict[int, list[int]] = {}
         for i, key in enumerate(keys.tolist()):
             classes.setdefault(key, []).append(i)
         reps = [members[0] for members in classes.values()]
         # rank classes: small ones always, then by how well one cut explains the
-        # labels, or how close it comes to a necessary or sufficient condition
+        # labels, or how close it comes to a necessary or sufficient condition --
+        # each as its gain over the constant answer under the same weights, so a
+        # skewed weighting's high baseline does not drown the others
         z_sig = zf[sig_rows[:_SCREEN_POINTS]]
         scout = ThresholdIndex(sig_values[reps], coarse_rows=len(z_sig))
         w = np.ones(len(z_sig))
         scores = np.full(len(reps), -np.inf)
         for weights in (w, w * (1 + 9 * z_sig), w * (1 + 9 * ~z_sig)):
-            scores = np.maximum(scores, scout.feature_scores(z_sig, weights) / weights.sum())
+            total = weights.sum()
+            base = max(weights[z_sig].sum(), weights[~z_sig].sum()) / total
+            gain = (scout.feature_scores(z_sig, weights) / total - base) / max(1 - base, 1e-12)
+            scores = np.maximum(scores, gain)
         sizes = np.array([programs[r].size for r in reps])
         # every feature up to size 4 (a conjunct may explain nothing alone), then
         # larger ones by how much one cut of them explains
@@ -482,8 +494,16 @@ def _same_inputs_single(a: Program, b: Program) -> bool:
 
 
 def _tree_program(tree: Tree, atoms: tuple[Split, ...], program_of) -> Program:
+    """A composed formula as a program; "at least k of" (``synth.compose.COUNT``)
+    is ``int(a) + int(b) + ... >= k``."""
     if tree[0] == "atom":
         return program_of(atoms[tree[1]])
+    if tree[0] == "atleast":
+        counts = [apply("int_", _tree_program(child, atoms, program_of)) for child in tree[2:]]
+        total = counts[0]
+        for count in counts[1:]:
+            total = apply("add", total, count)
+        return apply("ge", total, const(tree[1]))
     op = {"and": "and_", "or": "or_", "xor": "xor"}[tree[0]]
     return apply(op, _tree_program(tree[1], atoms, program_of),
                  _tree_program(tree[2], atoms, program_of))

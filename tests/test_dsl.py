@@ -23,7 +23,8 @@ from hypothesis import strategies as st
 
 from dsl import parse
 from dsl.primitives import MAX_SAFE, PrimitiveRegistry, primitive
-from dsl.printing import compile_python, to_expression, to_python, to_sympy
+from dsl.printing import (compile_python, helpers_of, imports_of, to_expression, to_python,
+                          to_sympy)
 from dsl.program import Apply, Const, Program, Var, apply, const
 from dsl.types import BOOL, INT, REAL
 
@@ -40,6 +41,7 @@ REAL2 = ("div",)                             # (Real, Real) -> Real
 REAL1 = ("sqrt",)                            # Real -> Real
 CMP = ("lt", "le", "gt", "ge", "eq", "ne")   # (Real, Real) -> Bool
 BOOL2 = ("and_", "or_", "xor")               # (Bool, Bool) -> Bool
+TO_INT = ("int_",)                           # Bool -> Int
 
 
 # ---------------------------------------------------------------------------
@@ -68,8 +70,10 @@ def programs(draw, kind: str = "num", depth: int = 3) -> Program:
         if kind == "num":
             pool += [const(c) for c in REAL_CONSTS]
         return draw(st.sampled_from(pool))
-    names = NUM2 + NUM1 + INT2 + ("ite",) + ((REAL2 + REAL1) if kind == "num" else ())
+    names = NUM2 + NUM1 + INT2 + TO_INT + ("ite",) + ((REAL2 + REAL1) if kind == "num" else ())
     name = draw(st.sampled_from(names))
+    if name in TO_INT:
+        return apply(name, draw(programs("bool", sub)))
     if name == "ite":
         return apply("ite", draw(programs("bool", sub)), draw(programs(kind, sub)),
                      draw(programs(kind, sub)))
@@ -330,6 +334,63 @@ def test_parse_of_printed_expression_evaluates_the_same(program, pts):
 def test_parse_examples(text, program):
     assert parse(text) == program
     assert parse(to_expression(program)) == program
+
+
+# ---------------------------------------------------------------------------
+# Counting conditions: a Bool is an int where a number is expected.
+
+def at_least(k: int, *conditions: Program) -> Program:
+    total = apply("int_", conditions[0])
+    for c in conditions[1:]:
+        total = apply("add", total, apply("int_", c))
+    return apply("ge", total, const(k))
+
+
+def test_at_least_k_of_prints_as_python_that_counts():
+    rule = at_least(2, apply("gt", X, const(20)), apply("gt", Y, const(30)),
+                    apply("eq", apply("mod", X, const(2)), const(0)))
+    assert to_expression(rule) == "int(x > 20) + int(y > 30) + int(x % 2 == 0) >= 2"
+    assert rule.size == 18  # every printed node: 3 conditions of 4, 3 int, 2 +, >=, 2
+    label = compile_python(to_python(rule))
+    assert [label(21, 0), label(21, 31), label(22, 0), label(22, 31)] == [0, 1, 1, 1]
+    pts = [(21, 0), (21, 31), (22, 0), (22, 31)]
+    assert rule.evaluate(env_of(pts)).tolist() == [False, True, True, True]
+
+
+@SETTINGS
+@given(conditions=st.lists(programs("bool", 2), min_size=2, max_size=5), k=st.integers(0, 6),
+       pts=points)
+def test_python_sum_of_conditions_reads_as_a_count(conditions, k, pts):
+    """``(a) + (b) + (c) >= k`` means in Python what it means in the DSL, where a
+    numpy sum of Bool arrays would be an or."""
+    text = " + ".join(f"({to_expression(c)})" for c in conditions) + f" >= {k}"
+    note(f"text: {text}")
+    env = env_of(pts)
+    assume(all(in_range(c, env) for c in conditions))
+    assume(not any(isinstance(c, Const) for c in conditions))  # (False) + ... reads as 0
+    rule = parse(text)
+    assert rule == at_least(k, *conditions)
+    source = [f"import {m}" for m in imports_of(rule)] + helpers_of(rule)
+    label = compile_python("\n".join(source + [f"def label(x, y):\n    return {text}\n"]))
+    assert rule.evaluate(env).tolist() == [label(x, y) for x, y in pts]
+
+
+@pytest.mark.parametrize("text, program", [
+    ("(x > 1) + (y > 2) >= 2", at_least(2, apply("gt", X, const(1)), apply("gt", Y, const(2)))),
+    ("int(x > 1) + int(y > 2) >= 2",
+     at_least(2, apply("gt", X, const(1)), apply("gt", Y, const(2)))),
+    ("-(x < y)", apply("neg", apply("int_", apply("lt", X, Y)))),
+    ("abs(True)", apply("abs", apply("int_", const(True)))),
+    ("(x < y) == (y < 3)", apply("eq", apply("int_", apply("lt", X, Y)),
+                                 apply("int_", apply("lt", Y, const(3))))),
+])
+def test_parse_reads_bools_as_numbers_where_numbers_are_expected(text, program):
+    assert parse(text) == program
+
+
+def test_int_takes_only_a_bool():
+    with pytest.raises(TypeError, match="int_"):
+        parse("int(x)")
 
 
 def test_parse_negative_zero():

@@ -157,3 +157,34 @@ def test_conditional_queries_fit_lines_to_the_rows_they_weigh():
     assert split.feature >= 2, "a new line, not an indexed feature"
     assert np.array_equal(atom.evaluate(env), fitter.truth(split))
     assert np.array_equal(fitter.truth(split)[x < y], z[x < y])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000))
+def test_a_difference_against_zero_prints_as_a_comparison_of_its_sides(seed):
+    rng = np.random.default_rng(seed)
+    x, y = rng.integers(0, 30, size=80), rng.integers(0, 30, size=80)
+    feature = apply("sub", apply("mul", apply("mul", Var("x", INT), Var("x", INT)),
+                                 Var("x", INT)), apply("mul", Var("y", INT), Var("y", INT)))
+    values = (x ** 3 - y ** 2).astype(float)
+    z = values > 0
+    index = ThresholdIndex(values[None, :])
+    (split,) = index.best(z, np.ones(80), top=1)
+    program = atom_program(feature, split, index.distinct[0])
+    assert np.array_equal(program.evaluate({"x": x, "y": y}), z)
+    if z.any() and not z.all():  # a cut exists, and zero lies in its gap
+        assert str(program) == "x * x * x > y * y"
+
+
+def test_modular_lines_are_the_residues_enumeration_does_not_reach():
+    from synth.modular import modular_lines
+    x, y = Var("x", INT), Var("y", INT)
+    lines = modular_lines([x, y, Var("r", REAL)], moduli=[5, 11])
+    printed = {str(p) for p in lines}
+    assert {"(2 * x + y) % 11", "(x - 3 * y) % 5", "(3 * x - 2 * y) % 5"} <= printed
+    assert not printed & {"(x + y) % 5", "(2 * x + 2 * y) % 5"}  # enumerated; not coprime
+    assert all("r" not in p for p in printed)  # integer inputs only
+    xs, ys = np.arange(-20, 20), np.arange(40)[::-1]
+    for p in lines:  # evaluation agrees with the printed Python
+        expected = eval(str(p), {"x": xs, "y": ys})
+        assert np.array_equal(p.evaluate({"x": xs, "y": ys}), expected), str(p)

@@ -16,7 +16,7 @@ from dsl.domains import GridDomain, parse_domain
 from oracles import (ARCHITECTURES, Oracle, OracleError, TableOracle, TorchOracle,
                      TrainingReport, load_model, load_pickled_arrays, load_state_dict,
                      new_model, save_model, train_classifier)
-from oracles.architectures import CasperCNN, ModelSpec
+from oracles.architectures import ModelSpec
 from oracles.training import accuracy
 from tests.helpers import data_file
 
@@ -446,7 +446,6 @@ def test_mlp_learns_a_threshold_quickly():
 def test_training_is_deterministic_for_a_seed():
     _, x, y, spec = _sum_task(side=10)
     runs = []
-    rng_before = torch.get_rng_state()
     for _ in range(2):
         torch.manual_seed(1)
         module = spec.build()

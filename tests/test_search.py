@@ -111,3 +111,49 @@ def test_bad_labels_get_a_clear_error(labels, message):
 def test_predict_before_fit_is_an_error():
     with pytest.raises(RuntimeError, match="fit"):
         Synthesizer().predict(ENV)
+
+
+@pytest.mark.parametrize("name, labels", [
+    # (x + y) % 4 < 2 explains little alone but is necessary: the feature bank
+    # must keep it although hundreds of bands of other features fit the labels better
+    ("a necessary residue among box edges",
+     ((X + Y) % 4 < 2) & (np.maximum(X, Y) < 34) & (np.minimum(X, Y) > 4)),
+    # a residue of a seven-node linear form, beyond the enumerated sizes
+    ("a modular line", (2 * X + Y) % 11 < 4),
+])
+def test_recovers_programs_whose_features_rank_low_alone(name, labels):
+    s = quick(max_features=400).fit(ENV, labels.astype(int))
+    assert np.array_equal(s.predict(ENV), labels.astype(int)), str(s.best_.program)
+
+
+
+def test_recovers_an_m_of_n_rule_from_its_labels():
+    """Two of three conditions, each alone a poor fit, on the full 113 x 113 grid:
+    recovered as the count itself, smaller than any and/or of its atoms."""
+    env = GridDomain((113, 113)).all_inputs()
+    x, y = env["x"], env["y"]
+    labels = ((x > 40).astype(int) + (y > 60) + (x % 2 == 0) >= 2).astype(int)
+    s = Synthesizer(time_limit=30.0, seed=0, clock="cpu").fit(env, labels)
+    assert np.array_equal(s.predict(env), labels), str(s.best_.program)
+    assert s.best_.program.primitive.name == "ge" and s.best_.python.count("int(") == 4
+
+
+def test_an_exact_program_a_few_nodes_larger_beats_a_near_miss():
+    from dsl.parse import parse
+    from synth.pareto import EXACT_SLACK, pick_best
+    from synth.results import Candidate
+
+    def candidate(text, fidelity, holdout):
+        return Candidate.of(parse(text), ("x", "y"), fidelity, holdout)
+
+    near = candidate("x % 7 < 3 and y > 5", 0.9996, 0.9995)
+    exact = candidate("x % 7 < 3 and y > 5 and x > 5", 1.0, 1.0)
+    overfit = candidate("x % 7 < 3 and y > 5 and x > 5", 1.0, 0.999)  # wrong on held-out rows
+    assert pick_best([near, exact], penalty=5e-4) is exact
+    assert pick_best([near, overfit], penalty=5e-4) is near
+    # a network's labels: no exact program, the penalised best as ever
+    noisy = candidate("x % 7 < 3 and y > 5 and x > 5", 0.9998, 0.9997)
+    assert pick_best([near, noisy], penalty=5e-4) is near
+    too_large = candidate(" and ".join(["x % 7 < 3", "y > 5"] + ["x > 5"] * 4), 1.0, 1.0)
+    assert too_large.size > near.size + EXACT_SLACK
+    assert pick_best([near, too_large], penalty=5e-4) is near

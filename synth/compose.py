@@ -306,8 +306,7 @@ class Composer:
                 if rank < 2:  # connective changes for the two best: costly, often decisive
                     f = self.mutate(f)
                 refined.append(self.prune(f))
-            # after the and/or moves, which so meet the atom fitter (its line
-            # sampling draws from one random stream) as they would without counts
+            # counts grow from the beam as it entered this level
             counted = self.grow_counts(beam, 2, n_atoms == 2, deadline)
             beam = self._top(refined + counted + beam)
             if on_level:

@@ -233,6 +233,8 @@ GT = _infix("gt", (REAL, REAL), BOOL, np.greater, ">", PREC_CMP, sympy.StrictGre
 GE = _infix("ge", (REAL, REAL), BOOL, np.greater_equal, ">=", PREC_CMP, sympy.GreaterThan)
 EQ = _infix("eq", (REAL, REAL), BOOL, np.equal, "==", PREC_CMP, sympy.Eq, commutative=True)
 NE = _infix("ne", (REAL, REAL), BOOL, np.not_equal, "!=", PREC_CMP, sympy.Ne, commutative=True)
+#: Comparisons with a side: a feature against a threshold, true above or below it.
+ORDERED = frozenset({LT.name, LE.name, GT.name, GE.name})
 
 # Logic.
 AND = _infix("and_", (BOOL, BOOL), BOOL, np.logical_and, "and", PREC_AND, sympy.And,

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dsl.domains import GridDomain
+from dsl.primitives import ORDERED
 from dsl.program import Apply, Const, Program, const, substitute
 from synth.pareto import pareto_front, pick_best
 from synth.results import Candidate, SearchResult
@@ -352,9 +353,6 @@ def sample_flat(domain: GridDomain, n: int, rng, exclude: np.ndarray | None = No
     return np.sort(rng.choice(out, size=n, replace=False))
 
 
-_THRESHOLDS = frozenset({"lt", "le", "gt", "ge"})
-
-
 def _undetermined(program: Program, pool_env: Mapping[str, np.ndarray],
                   queried_env: Mapping[str, np.ndarray], rng) -> np.ndarray:
     """Pool indices where a threshold of ``program`` is not pinned down by the
@@ -395,7 +393,7 @@ def _undetermined(program: Program, pool_env: Mapping[str, np.ndarray],
 
 
 def _is_threshold(node: Program) -> bool:
-    return (isinstance(node, Apply) and node.primitive.name in _THRESHOLDS
+    return (isinstance(node, Apply) and node.primitive.name in ORDERED
             and sum(isinstance(a, Const) for a in node.args) == 1)
 
 

@@ -41,15 +41,12 @@ import numpy as np
 
 from dsl.domains import GridDomain
 from dsl.images import Template
+from dsl.primitives import ORDERED
 from dsl.printing import to_expression
 from dsl.program import Apply, Program
 from synth.evidence import default_layers, feature_readouts, program_features, split_rows
 from synth.evidence_grid import atoms_of
 from synth.report import encode_image
-
-#: Comparisons with a side: the atoms an edit can carry across their boundary.
-_ORDERED = ("lt", "le", "gt", "ge")
-
 
 # -- outcomes --------------------------------------------------------------------------
 
@@ -372,7 +369,7 @@ def counterfactual_images(oracle, program: Program, images: np.ndarray, *,
     prog_base = _predict(program, env)
     tests, kept = [], []
     for atom in atoms_of(program):
-        if atom.primitive.name not in _ORDERED or name not in atom.inputs:
+        if atom.primitive.name not in ORDERED or name not in atom.inputs:
             continue
         direction, along = edit_direction(atom, arr, name)
         spread = float(np.std(_gap(atom, env)))

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from dsl.primitives import ARITHMETIC, BUILTIN, REGISTRY
 from dsl.program import Apply, Const, Program, Var, apply, const
 from dsl.types import BOOL, IMAGE, INT, NUM, REAL, Type
-from synth.compose import Composer, Formula, Tree
+from synth.compose import COUNT, Composer, Formula, Tree
 from synth.enumerate import Enumerator, Grammar
 from synth.atom_fitter import RATIO_SLACK, AtomFitter, LinePool
 from synth.linear import fit_linear_atoms, line_program, screen_pair
@@ -498,7 +498,7 @@ def _tree_program(tree: Tree, atoms: tuple[Split, ...], program_of) -> Program:
     is ``int(a) + int(b) + ... >= k``."""
     if tree[0] == "atom":
         return program_of(atoms[tree[1]])
-    if tree[0] == "atleast":
+    if tree[0] == COUNT:
         counts = [apply("int_", _tree_program(child, atoms, program_of)) for child in tree[2:]]
         total = counts[0]
         for count in counts[1:]:

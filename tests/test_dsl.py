@@ -369,7 +369,8 @@ def test_python_sum_of_conditions_reads_as_a_count(conditions, k, pts):
     assume(all(in_range(c, env) for c in conditions))
     assume(not any(isinstance(c, Const) for c in conditions))  # (False) + ... reads as 0
     rule = parse(text)
-    assert rule == at_least(k, *conditions)
+    # each condition as it reads back (``neg(1)`` prints, and reads, as ``-1``)
+    assert rule == at_least(k, *(parse(to_expression(c)) for c in conditions))
     source = [f"import {m}" for m in imports_of(rule)] + helpers_of(rule)
     label = compile_python("\n".join(source + [f"def label(x, y):\n    return {text}\n"]))
     assert rule.evaluate(env).tolist() == [label(x, y) for x, y in pts]

@@ -260,7 +260,7 @@ class ActiveSynthesizer:
                 scored.append((program, float((pred == z).mean())))
         self._scored = scored
         front = [Candidate.of(p, self.domain_.names, f, None) for p, f in pareto_front(scored)]
-        best = pick_best(front, synthesizer.complexity_penalty)
+        best = pick_best(front, synthesizer.complexity_penalty, (len(z), 0))
         stats = dataclasses.replace(last.stats, queries=len(z))
         self.result_: SearchResult = SearchResult(best, tuple(front), stats, last.settings)
         self.best_: Candidate = best

@@ -130,6 +130,25 @@ class AtomFitter:
         prints as a comparison of its sides, smaller than ``atom_size`` says)."""
         return self.size_weight * self.atom(split).size
 
+    def bounds(self, split: Split) -> tuple[float, float]:
+        """The band of feature values the split keeps (or, for ``out``, drops);
+        an open end is infinite."""
+        _, index = self._column(split.feature)
+        u = index.distinct[self._local(split).feature]
+        return (u[split.lo] if split.lo > 0 else -np.inf,
+                u[split.hi] if split.hi < len(u) - 1 else np.inf)
+
+    def split_of(self, program: Program, kind: str, bounds: tuple[float, float]) -> Split:
+        """The split of ``kind`` on the feature ``program`` (indexed first if
+        new) over the band ``bounds``: another fitter's split, on these rows."""
+        feature = self._line_feature(program)
+        _, index = self._column(feature)
+        u = index.distinct[self._local(Split(feature, kind, 0, 0, 0.0)).feature]
+        low, high = bounds
+        lo = 0 if low == -np.inf else int(np.searchsorted(u, low, side="left"))
+        hi = len(u) - 1 if high == np.inf else int(np.searchsorted(u, high, side="right")) - 1
+        return Split(feature, kind, lo, max(lo, hi), 0.0)
+
     def feature(self, i: int) -> Program:
         return self.programs[i]
 
@@ -212,7 +231,7 @@ class AtomFitter:
         return list(dict.fromkeys(self._line_feature(line) for line in lines))
 
     def _line_feature(self, program: Program) -> int:
-        """The feature number of a line, indexing it first if it is new."""
+        """The feature number of a line (or any feature), indexing it first if it is new."""
         if program not in self._known:
             with np.errstate(all="ignore"):
                 values = np.asarray(program.evaluate(self.env), dtype=np.float64)

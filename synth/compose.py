@@ -313,9 +313,13 @@ class Composer:
                 on_level(n_atoms, beam)
         return beam
 
+    def perfect(self, f: Formula) -> bool:
+        """Whether the formula gets every row right."""
+        return f.correct >= self.total - 1e-9
+
     def _perfect(self, beam: list[Formula]) -> bool:
         """Whether a formula in the beam already gets every row right."""
-        return any(f.correct >= self.total - 1e-9 for f in beam)
+        return any(map(self.perfect, beam))
 
     def _top(self, formulas: list[Formula]) -> list[Formula]:
         """The best by penalised fidelity, and beside them the best by penalised

@@ -36,7 +36,7 @@ from synth.enumerate import Enumerator, Grammar
 from synth.atom_fitter import RATIO_SLACK, AtomFitter, LinePool
 from synth.linear import fit_linear_atoms, line_program, screen_pair
 from synth.modular import modular_lines
-from synth.pareto import pareto_front, pick_best
+from synth.pareto import is_exact, pareto_front, pick_best
 from synth.results import Candidate, SearchResult, SearchStats
 from synth.simplify import simplify_constants
 from synth.thresholds import Split, ThresholdIndex, best_threshold
@@ -118,7 +118,7 @@ class Synthesizer:
             raise ValueError(f"clock must be one of {sorted(CLOCKS)}, got {self.clock!r}")
         now = self._now = CLOCKS[self.clock]
         start = self._start = now()
-        deadline = start + 0.92 * self.time_limit  # the rest scores and reports the front
+        deadline = start + 0.88 * self.time_limit  # the rest repairs, scores and reports
         env, z = _validate(inputs, labels)
         types = dict(input_types or {name: _infer_type(v) for name, v in env.items()})
         self.input_names_ = tuple(env)
@@ -168,11 +168,14 @@ class Synthesizer:
             interrupted = True
             formulas = sorted(composer.seen.values(), key=composer.score, reverse=True)
 
+        chosen = _formula_front(formulas)
         fitted = [(_tree_program(f.tree, f.atoms, fitter.atom), f.correct / len(zf))
-                  for f in _formula_front(formulas)]
+                  for f in chosen]
+        repair = (self._exact_repair(chosen, fitter, lines, env, z,
+                                     start + 0.95 * self.time_limit) if n_hold else [])
         front = self._front(fitted, fit_env, zf, {k: v[hold_rows] for k, v in env.items()},
-                            z[hold_rows])
-        best = pick_best(front, self.complexity_penalty)
+                            z[hold_rows], repair)
+        best = pick_best(front, self.complexity_penalty, (len(zf), n_hold))
         seconds = now() - start
         stats = SearchStats(programs_evaluated=enumerator.kept + composer.evaluated,
                             candidates_generated=enumerator.candidates + composer.evaluated,
@@ -322,21 +325,77 @@ class Synthesizer:
             out.extend(fitter.best_indexed(z, w, 1, _only(fitter.penalties, i)))
         return list(dict.fromkeys(out))
 
+    def _exact_repair(self, formulas: list[Formula], fitter: AtomFitter, lines: LinePool | None,
+                      env: Mapping[str, np.ndarray], z: np.ndarray,
+                      deadline: float) -> list[Program]:
+        """Programs reproducing every label, fit and held out, from refitting
+        the atoms of the front's formulas on all rows, and growing each by one
+        more atom there.
+
+        The fit rows alone may not tell near-equivalent atoms apart: where the
+        rest of a formula leaves ``sqrt(x) + sqrt(y) < 18`` and ``x * y < 6600``
+        a few pairs to decide, all of them may be held out; and an atom that
+        decides a few pairs (``x > 5``) is worth less than its nodes under the
+        penalty, so the search need not have tried it.  A refit on every
+        row can, and a program that then reproduces every label is exact however
+        it was found.  An inexact refit is dropped, so held-out fidelity stays
+        an estimate for every other program."""
+        if not formulas or self._now() > deadline:
+            return []
+        indexed = fitter.programs[:len(fitter.penalties)]
+        # the formulas' own features, and the plainest ones they may trade for
+        programs = list(dict.fromkeys([p for p in indexed if p.size <= 3]
+                                      + [fitter.feature(s.feature)
+                                         for f in formulas for s in f.atoms]))
+        pool = None if lines is None else LinePool(
+            lines.programs, _evaluate_all(list(lines.programs), env), lines.pairs)
+        full = AtomFitter(programs, _evaluate_all(programs, env), env,
+                          self.complexity_penalty * len(z), pool, seed=self.seed)
+
+        def size_of(tree: Tree, atoms: tuple[Split, ...]) -> int:
+            return _tree_program(tree, atoms, full.atom).size
+
+        # a light size penalty: only exact results are kept, whatever their atoms cost
+        composer = Composer(full.best, full.truth, size_of, z, np.ones(len(z)),
+                            self.complexity_penalty / 16, clock=self._now)
+        found = []
+        for f in sorted(formulas, key=lambda f: -f.correct):
+            if self._now() > deadline:
+                break
+            atoms = tuple(full.split_of(fitter.feature(s.feature), s.kind, fitter.bounds(s))
+                          for s in f.atoms)
+            g = composer.prune(composer.refit(composer.make(f.tree, atoms)))
+            grown = [] if composer.perfect(g) else composer.grow(g, top=1, deadline=deadline)
+            grown = sorted(grown, key=lambda h: -h.correct)[:3]
+            found += [_tree_program(h.tree, h.atoms, full.atom)
+                      for h in [g, *grown, *map(composer.refit, grown)] if composer.perfect(h)]
+        self._log(f"  exact repair: {len(found)} of {len(formulas)} formulas reproduce every label")
+        return found
+
     def _front(self, fitted: list[tuple[Program, float]], fit_env, zf, hold_env,
-               z_hold) -> list[Candidate]:
-        """Pareto front of the fitted programs, constants simplified, held-out scored."""
+               z_hold, exact: Sequence[Program] = ()) -> list[Candidate]:
+        """Pareto front of the fitted programs, constants simplified, held-out
+        scored; with ``exact`` programs (every label, fit and held out), the
+        smallest of them, which dominates every larger inexact program."""
         majority = Const(bool(zf.mean() >= 0.5), BOOL)
         fitted = [(majority, float((zf == majority.value).mean())), *fitted]
         front = pareto_front(fitted)
         simpler = []
         for program, _ in front:
-            program = simplify_constants(program, fit_env, zf, self.complexity_penalty / 2)
+            program = simplify_constants(program, fit_env, zf, self.complexity_penalty / 2,
+                                         self.complexity_penalty)
             simpler.append((program, float((program.evaluate(fit_env) == zf).mean())))
         out = []
         for program, fidelity in pareto_front(simpler):
             holdout = (float((program.evaluate(hold_env) == z_hold).mean())
                        if len(z_hold) else None)
             out.append(Candidate.of(program, self.input_names_, fidelity, holdout))
+        if exact:
+            smallest = min(exact, key=lambda p: p.size)
+            out = [c for c in out if c.size < smallest.size or is_exact(c)]
+            if not any(is_exact(c) and c.size <= smallest.size for c in out):
+                out.append(Candidate.of(smallest, self.input_names_, 1.0, 1.0))
+            out.sort(key=lambda c: c.size)
         return out
 
     def _on_level(self, composer: Composer, program_of):

@@ -4,7 +4,10 @@ A network's boundary is blurred, so a threshold fitted to its labels lands
 near the true constant, not on it (``x * y > 1798`` for ``1800``).  Each
 constant is shortened to fewer significant digits when that costs at most
 ``per_digit`` fidelity for every digit saved: a description-length trade of
-digits against errors.
+digits against errors.  A difference compared with a constant near zero
+(``x ** 2 - 50 * y < -1``) may compare its sides instead (``x ** 2 < 50 * y``)
+for ``per_node`` fidelity per node saved.  Labels a program reproduces exactly
+are not blurred: such a program keeps every constant that makes it so.
 """
 from __future__ import annotations
 
@@ -12,7 +15,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from dsl.program import Apply, Const, Program
+from dsl.primitives import ORDERED
+from dsl.program import Apply, Const, Program, apply
 from dsl.types import BOOL, INT
 from synth.numbers import round_significant
 
@@ -35,10 +39,18 @@ def simpler_constants(value: float) -> list[float]:
 
 
 def simplify_constants(program: Program, env: Mapping[str, np.ndarray], target: np.ndarray,
-                       per_digit: float) -> Program:
-    """Shorten constants one at a time while each digit saved costs at most ``per_digit``."""
+                       per_digit: float, per_node: float | None = None) -> Program:
+    """Shorten constants one at a time while each digit saved costs at most
+    ``per_digit``, then compare the sides of differences set against a constant
+    while each node saved costs at most ``per_node`` (default: two digits)."""
     target = np.asarray(target, dtype=bool)
     base = float((program.evaluate(env) == target).mean())
+
+    def cost(trial: Program) -> float:
+        """Fidelity lost by ``trial``; infinite where it loses an exact fit."""
+        fidelity = float((trial.evaluate(env) == target).mean())
+        return np.inf if base == 1.0 and fidelity < 1.0 else base - fidelity
+
     for path in _constant_paths(program):
         node = _at(program, path)
         for v in simpler_constants(node.value):
@@ -46,12 +58,34 @@ def simplify_constants(program: Program, env: Mapping[str, np.ndarray], target: 
             if node.type is INT and not float(v).is_integer():
                 continue
             trial = _replace(program, path, Const(value, node.type))
-            fidelity = float((trial.evaluate(env) == target).mean())
-            saved = significant_digits(node.value) - significant_digits(v)
-            if fidelity >= base - per_digit * saved:
-                program, base = trial, fidelity
+            lost = cost(trial)
+            if lost <= per_digit * (significant_digits(node.value) - significant_digits(v)):
+                program, base = trial, base - lost
                 break
+    per_node = 2 * per_digit if per_node is None else per_node
+    for path in _difference_comparisons(program):
+        node = _at(program, path)
+        sides = apply(node.primitive.name, *node.args[0].args)
+        trial = _replace(program, path, sides)
+        lost = cost(trial)
+        if lost <= per_node * (node.size - sides.size):
+            program, base = trial, base - lost
     return program
+
+
+def _difference_comparisons(program: Program, path: tuple = ()) -> list[tuple]:
+    """Paths of ``a - b op c`` for an ordering ``op`` and a constant ``c``,
+    deepest first (so replacing one leaves the paths after it valid)."""
+    if not isinstance(program, Apply):
+        return []
+    out = []
+    for i, child in enumerate(program.children):
+        out += _difference_comparisons(child, path + (i,))
+    left, right = (program.args + (None, None))[:2]
+    if (program.primitive.name in ORDERED and isinstance(right, Const)
+            and isinstance(left, Apply) and left.primitive.name == "sub"):
+        out.append(path)
+    return out
 
 
 def _constant_paths(program: Program, path: tuple = ()) -> list[tuple]:

@@ -111,6 +111,39 @@ def test_constants_are_rounded_when_a_digit_costs_almost_nothing():
     assert simplify_constants(modular, env, labels, per_digit=1e-3) == modular
 
 
+def test_a_program_that_fits_every_label_keeps_the_constants_that_make_it_so():
+    from dsl.domains import GridDomain
+    from dsl.program import apply, const
+    from synth.simplify import simplify_constants
+
+    env = GridDomain((64, 64)).all_inputs()
+    exact = apply("gt", apply("mul", Var("x"), Var("y")), const(1798))
+    labels = exact.evaluate(env)  # 1800 = 30 * 60 would be one label off
+    assert simplify_constants(exact, env, labels, per_digit=1e-3) == exact
+
+
+def test_a_blurred_difference_against_a_constant_compares_its_sides():
+    """A network's boundary moves a unit: ``x ** 2 - 50 * y < -1`` fits its
+    labels, ``x ** 2 < 50 * y`` costs the few pairs on the boundary and two nodes less."""
+    from dsl.domains import GridDomain
+    from dsl.program import apply, const
+    from synth.simplify import simplify_constants
+
+    env = GridDomain((113, 113)).all_inputs()
+    x, y = env["x"], env["y"]
+    # the boundary pairs x**2 == 50*y labelled 0, and a few errors elsewhere
+    network = (x ** 2 - 50 * y < -1) ^ (np.arange(len(x)) % 997 == 0)
+    fitted = apply("lt", apply("sub", apply("square", Var("x")),
+                               apply("mul", const(50), Var("y"))), const(-1))
+    assert str(simplify_constants(fitted, env, network, per_digit=2.5e-4, per_node=5e-4)) \
+        == "x ** 2 < 50 * y"
+    # where the constant decides many labels, it stays
+    far = apply("lt", fitted.args[0], const(-500))
+    labels = far.evaluate(env)
+    assert simplify_constants(far, env, labels ^ (np.arange(len(x)) % 997 == 0),
+                              per_digit=2.5e-4, per_node=5e-4) == far
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.integers(0, 10_000), st.integers(1, 8), st.integers(2, 60))
 def test_batched_thresholds_match_one_feature_at_a_time(seed, n_features, n):

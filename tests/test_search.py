@@ -157,3 +157,38 @@ def test_an_exact_program_a_few_nodes_larger_beats_a_near_miss():
     too_large = candidate(" and ".join(["x % 7 < 3", "y > 5"] + ["x > 5"] * 4), 1.0, 1.0)
     assert too_large.size > near.size + EXACT_SLACK
     assert pick_best([near, too_large], penalty=5e-4) is near
+
+
+def test_labels_only_held_out_rows_decide_are_still_reproduced():
+    """``x > y`` and ``x - y > 3`` agree on every fit row here; the pairs
+    between them are all held out.  The final refit on every row finds the
+    program that reproduces all labels, and it beats the smaller near-miss."""
+    grid = [(x, y) for x in range(40) for y in range(40)]
+    differ = [p for p in grid if 1 <= p[0] - p[1] <= 3]
+    agree = [p for p in grid if not 1 <= p[0] - p[1] <= 3]
+    n = len(grid)
+    synth = Synthesizer(time_limit=20.0, seed=3, clock="cpu")
+    held = np.random.default_rng(synth.seed).permutation(n)[: int(round(synth.holdout * n))]
+    rows = np.empty((n, 2), dtype=np.int64)
+    rest = np.setdiff1d(np.arange(n), held[: len(differ)])
+    rows[held[: len(differ)]] = differ
+    rows[rest] = agree
+    env = {"x": rows[:, 0], "y": rows[:, 1]}
+    labels = (env["x"] - env["y"] > 3).astype(int)
+    synth.fit(env, labels)
+    assert np.array_equal(synth.predict(env), labels), str(synth.best_.program)
+
+
+def test_an_exact_program_may_add_a_node_for_each_label_the_best_gets_wrong():
+    from dsl.parse import parse
+    from synth.pareto import EXACT_SLACK, pick_best
+    from synth.results import Candidate
+
+    near = Candidate.of(parse("x % 7 < 3 and y > 5"), ("x", "y"), 0.999, 0.998)
+    exact = Candidate.of(parse(" and ".join(["x % 7 < 3", "y > 5"] + ["x > 5"] * 4)),
+                         ("x", "y"), 1.0, 1.0)
+    assert exact.size > near.size + EXACT_SLACK
+    # 0.001 * 8000 + 0.002 * 2000 = 12 wrong labels: 20 nodes of slack
+    assert pick_best([near, exact], penalty=5e-4, rows=(8000, 2000)) is exact
+    # without rows to count errors on, the plain slack
+    assert pick_best([near, exact], penalty=5e-4) is near

@@ -11,7 +11,9 @@ Pipeline (each stage a module of its own):
    (:mod:`synth.linear`);
 4. compose fitted atoms into boolean formulas by beam search with conditional
    refits (:mod:`synth.compose`);
-5. keep the Pareto front of size against fidelity, score held-out rows, and
+5. refit the atoms of the best formulas on every labelled row, keeping those
+   that then reproduce every label (exact repair);
+6. keep the Pareto front of size against fidelity, score held-out rows, and
    pick the best by penalised fidelity (:mod:`synth.pareto`).
 
 The estimator follows scikit-learn: parameters in ``__init__``, ``fit``
@@ -34,6 +36,7 @@ from dsl.types import BOOL, IMAGE, INT, NUM, REAL, Type
 from synth.compose import COUNT, Composer, Formula, Tree
 from synth.enumerate import Enumerator, Grammar
 from synth.atom_fitter import RATIO_SLACK, AtomFitter, LinePool
+from synth.lifts import conic_lifts, fit_lift, lift_program
 from synth.linear import fit_linear_atoms, line_program, screen_pair
 from synth.modular import modular_lines
 from synth.pareto import is_exact, pareto_front, pick_best
@@ -48,6 +51,8 @@ _MIX = np.array([0xBF58476D1CE4E5B9], dtype=np.uint64)
 _REFIT_PAIRS = 256
 #: Signature points used to group features by ordering and to screen them.
 _SCREEN_POINTS = 512
+#: Most inputs whose conics are lifted (each lift fits one coefficient per input and square).
+_LIFT_INPUTS = 3
 
 
 @dataclass(frozen=True)
@@ -152,6 +157,7 @@ class Synthesizer:
             [p for p in enumerator.programs([INT, REAL]) if _shallow(p) and _continuous(p)],
             sig_env)
         bank, lines = self._add_linear_atoms(bank, small, sig_rows, zf, fit_env)
+        bank = self._add_lifts(bank, enumerator.grammar, sig_rows, zf, fit_env)
         fitter = AtomFitter(bank.programs, bank.values, fit_env,
                             self.complexity_penalty * len(zf), lines, seed=self.seed)
         self._log(f"indexed {len(bank.programs)} features over {len(zf)} fit rows")
@@ -308,6 +314,35 @@ class Synthesizer:
         values = np.concatenate([bank.values, _evaluate_all(new, fit_env)])
         self._log(f"  added {len(new)} linear two-feature atoms")
         return FeatureBank(bank.programs + new, values), lines
+
+    def _add_lifts(self, bank: FeatureBank, grammar: Grammar, sig_rows, zf,
+                   fit_env) -> FeatureBank:
+        """Add conics ``x ** 2 + a * y ** 2 + b * x + c * y`` and
+        ``x * y + b * x + c * y`` for integer coefficients (:mod:`synth.lifts`):
+        shapes moved off the origin, where each beats its quadratic term alone by
+        more than its extra nodes are worth."""
+        inputs = [v for v in grammar.inputs if isinstance(v, Var) and v.type in (INT, REAL)]
+        if not 1 <= len(inputs) <= _LIFT_INPUTS:
+            return bank
+        sig_env = {k: v[sig_rows] for k, v in fit_env.items()}
+        z_sig, w = zf[sig_rows], np.ones(len(sig_rows))
+        fitted = []
+        for term, lifts in conic_lifts(inputs):
+            values = _evaluate_all([term, *lifts], sig_env)
+            lift = fit_lift(values[0], values[1:], z_sig, w)
+            if lift is None:
+                continue
+            coefficients, score = lift
+            program = lift_program(term, lifts, coefficients)
+            worth = self.complexity_penalty * len(z_sig) * (program.size - term.size)
+            if score > best_threshold(values[0], z_sig, w) + worth:
+                fitted.append(program)
+        new = [p for p in dict.fromkeys(fitted) if p not in set(bank.programs)]
+        if not new:
+            return bank
+        self._log(f"  added {len(new)} affine lifts of curved features")
+        return FeatureBank(bank.programs + new,
+                           np.concatenate([bank.values, _evaluate_all(new, fit_env)]))
 
     def _initial_atoms(self, fitter: AtomFitter, bank: FeatureBank, z, w) -> list[Split]:
         """Diverse first atoms: the most accurate; the best necessary and

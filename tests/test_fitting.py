@@ -221,3 +221,27 @@ def test_modular_lines_are_the_residues_enumeration_does_not_reach():
     for p in lines:  # evaluation agrees with the printed Python
         expected = eval(str(p), {"x": xs, "y": ys})
         assert np.array_equal(p.evaluate({"x": xs, "y": ys}), expected), str(p)
+
+
+def test_a_conic_is_lifted_off_the_origin_by_integer_coefficients():
+    """A circle, a hyperbola and a parabola moved off the origin: a quadratic
+    term plus integer multiples of its lifts, cut once, reproduces each."""
+    from dsl.domains import GridDomain
+    from dsl.parse import parse
+    from synth.lifts import conic_lifts, fit_lift, lift_program
+
+    env = GridDomain((113, 113)).all_inputs()
+    rows = np.random.default_rng(0).choice(12769, 2048, replace=False)
+    lifts = {str(term): (term, others) for term, others in conic_lifts([Var("x"), Var("y")])}
+    assert set(lifts) == {"x ** 2", "y ** 2", "x * y"}
+    for hidden, term in [("(x - 56)**2 + (y - 40)**2 < 800", "x ** 2"),
+                         ("(x - 30) * (y - 20) > 900", "x * y"),
+                         ("x * x - 6 * x < 50 * y", "x ** 2")]:
+        z = np.asarray(parse(hidden).evaluate(env), dtype=bool)[rows]
+        term, others = lifts[term]
+        coefficients, score = fit_lift(term.evaluate(env)[rows],
+                                       np.vstack([t.evaluate(env)[rows] for t in others]),
+                                       z, np.ones(2048))
+        assert score == 2048, hidden
+        program = lift_program(term, others, coefficients)
+        assert set(program.inputs) == {"x", "y"} and program.size <= 13, str(program)

@@ -8,7 +8,7 @@ Pipeline (each stage a module of its own):
    ``x`` from ``x**3`` -- and index one per group over the fit rows
    (:mod:`synth.thresholds`);
 3. fit two-feature linear atoms ``f + c*g`` on the most promising pairs
-   (:mod:`synth.linear`);
+   (:mod:`synth.linear`), and conics off the origin (:mod:`synth.lifts`);
 4. compose fitted atoms into boolean formulas by beam search with conditional
    refits (:mod:`synth.compose`);
 5. refit the atoms of the best formulas on every labelled row, keeping those

@@ -21,6 +21,7 @@ learns from (inputs, labels), ``predict`` applies the best program.
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import sys
 import time
@@ -34,6 +35,7 @@ from dsl.primitives import ARITHMETIC, BUILTIN, REGISTRY
 from dsl.program import Apply, Const, Program, Var, apply, const
 from dsl.types import BOOL, IMAGE, INT, NUM, REAL, Type
 from synth.compose import COUNT, Composer, Formula, Tree
+from synth.decompose import xor_split
 from synth.enumerate import Enumerator, Grammar
 from synth.atom_fitter import RATIO_SLACK, AtomFitter, LinePool
 from synth.lifts import conic_lifts, fit_lift, lift_program
@@ -51,6 +53,8 @@ _MIX = np.array([0xBF58476D1CE4E5B9], dtype=np.uint64)
 _REFIT_PAIRS = 256
 #: Signature points used to group features by ordering and to screen them.
 _SCREEN_POINTS = 512
+#: Share of the time limit each factor of an xor decomposition is searched for.
+_FACTOR_SHARE = 0.3
 #: Most inputs whose conics are lifted (each lift fits one coefficient per input and square).
 _LIFT_INPUTS = 3
 
@@ -138,6 +142,7 @@ class Synthesizer:
                               replace=False)
         sig_env = {k: v[sig_rows] for k, v in fit_env.items()}
 
+        factored = self._xor_factors(fit_env, zf, types)
         interrupted = False
         enumerator = Enumerator(self._grammar(types), sig_env, seed=self.seed, clock=now)
         self._log(f"enumerating features up to size {self.max_feature_size} "
@@ -177,6 +182,7 @@ class Synthesizer:
         chosen = _formula_front(formulas)
         fitted = [(_tree_program(f.tree, f.atoms, fitter.atom), f.correct / len(zf))
                   for f in chosen]
+        fitted += [(p, float((p.evaluate(fit_env) == zf).mean())) for p in factored]
         repair = (self._exact_repair(chosen, fitter, lines, env, z,
                                      start + 0.95 * self.time_limit) if n_hold else [])
         front = self._front(fitted, fit_env, zf, {k: v[hold_rows] for k, v in env.items()},
@@ -359,6 +365,27 @@ class Synthesizer:
         for i in inputs:
             out.extend(fitter.best_indexed(z, w, 1, _only(fitter.penalties, i)))
         return list(dict.fromkeys(out))
+
+    def _xor_factors(self, fit_env: Mapping[str, np.ndarray], zf: np.ndarray,
+                     types: Mapping[str, Type]) -> list[Program]:
+        """``g(x) != h(y)``, each factor searched on its own input's values, when
+        the labels decompose so (:mod:`synth.decompose`): an xor of conditions
+        on different inputs has no marginal signal for composition to grow from.
+        Each factor's search has ``_FACTOR_SHARE`` of the time limit."""
+        split = xor_split(fit_env, zf)
+        if split is None:
+            return []
+        self._log(f"  labels are g({split.first}) xor h({split.second}) on "
+                  f"{split.agreement:.4f} of the fit rows: searching each factor")
+        factors = []
+        for name, values, labels in ((split.first, split.first_values, split.first_labels),
+                                     (split.second, split.second_values, split.second_labels)):
+            sub = copy.copy(self)
+            sub.time_limit, sub.holdout, sub.progress = (_FACTOR_SHARE * self.time_limit,
+                                                         0.0, False)
+            sub.fit({name: values}, labels.astype(np.int64), {name: types[name]})
+            factors.append(sub.best_.program)
+        return [apply("xor", *factors)]
 
     def _exact_repair(self, formulas: list[Formula], fitter: AtomFitter, lines: LinePool | None,
                       env: Mapping[str, np.ndarray], z: np.ndarray,

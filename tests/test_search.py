@@ -192,3 +192,20 @@ def test_an_exact_program_may_add_a_node_for_each_label_the_best_gets_wrong():
     assert pick_best([near, exact], penalty=5e-4, rows=(8000, 2000)) is exact
     # without rows to count errors on, the plain slack
     assert pick_best([near, exact], penalty=5e-4) is near
+
+
+def test_an_xor_of_conditions_on_each_input_is_searched_factor_by_factor():
+    """No atom and no pair of atoms explains any of these labels alone; they
+    are ``g(x) xor h(y)``, and each factor is searched on its own input."""
+    from synth.decompose import xor_split
+
+    env = GridDomain((48, 48)).all_inputs()
+    x, y = env["x"], env["y"]
+    labels = (((x > 20) != (y > 20)) != ((x % 6 < 3) != (y % 6 < 3))).astype(int)
+    split = xor_split(env, labels)
+    assert split is not None and split.agreement == 1.0
+    assert np.array_equal(split.first_labels[x] ^ split.second_labels[y], labels.astype(bool))
+    assert xor_split(env, (x + y > 40).astype(int)) is None  # not an xor of factors
+    assert xor_split(env, (x > 20).astype(int)) is None  # one input: nothing to split
+    s = Synthesizer(time_limit=30.0, seed=0, clock="cpu").fit(env, labels)
+    assert np.array_equal(s.predict(env), labels), str(s.best_.program)

@@ -10,7 +10,8 @@ Pipeline (each stage a module of its own):
 3. fit two-feature linear atoms ``f + c*g`` on the most promising pairs
    (:mod:`synth.linear`), and conics off the origin (:mod:`synth.lifts`);
 4. compose fitted atoms into boolean formulas by beam search with conditional
-   refits (:mod:`synth.compose`);
+   refits (:mod:`synth.compose`), and where the labels are ``g(x) xor h(y)``,
+   search each factor on its own (:mod:`synth.decompose`);
 5. refit the atoms of the best formulas on every labelled row, keeping those
    that then reproduce every label (exact repair);
 6. keep the Pareto front of size against fidelity, score held-out rows, and

@@ -39,8 +39,10 @@ class XorSplit:
 def xor_split(env: Mapping[str, np.ndarray], z: np.ndarray,
               min_agreement: float = 0.97, max_values: int = 4096) -> XorSplit | None:
     """The xor decomposition of ``z`` over the two inputs of ``env``, when it
-    agrees with at least ``min_agreement`` of the labels and neither factor is
-    constant (a function of one input needs no decomposition)."""
+    agrees with at least ``min_agreement`` of the labels, leaves at most a
+    tenth of the constant answer's errors (rare positives are not an xor), and
+    neither factor is constant (a function of one input needs no
+    decomposition)."""
     names = [k for k, v in env.items() if np.asarray(v).ndim == 1]
     if len(names) != 2 or len(env) != 2:
         return None
@@ -59,6 +61,8 @@ def xor_split(env: Mapping[str, np.ndarray], z: np.ndarray,
         g = np.where(h, neg, pos).sum(axis=1) > np.where(h, pos, neg).sum(axis=1)
         h = np.where(g[:, None], neg, pos).sum(axis=0) > np.where(g[:, None], pos, neg).sum(axis=0)
     agreement = float(np.mean((g[u] ^ h[v]) == z))
-    if agreement < min_agreement or g.all() or not g.any() or h.all() or not h.any():
+    constant_errors = min(z.mean(), 1 - z.mean())
+    if (agreement < min_agreement or 1 - agreement > 0.1 * constant_errors
+            or g.all() or not g.any() or h.all() or not h.any()):
         return None
     return XorSplit(names[0], u_values, g, names[1], v_values, h, agreement)

@@ -161,3 +161,31 @@ def substitute(program: Program, old: Program, new: Program) -> Program:
         if args != program.args:
             return Apply(program.primitive, args)
     return program
+
+
+# -- paths: positions in a tree, as the child indices taken from the root ------
+def constant_paths(program: Program, path: tuple = ()) -> list[tuple]:
+    """Paths of the numeric constants of ``program``, in order."""
+    if isinstance(program, Const):
+        return [path] if program.type is not BOOL else []
+    out = []
+    for i, child in enumerate(program.children):
+        out += constant_paths(child, path + (i,))
+    return out
+
+
+def node_at(program: Program, path: tuple) -> Program:
+    """The subtree of ``program`` at ``path``."""
+    for i in path:
+        program = program.children[i]
+    return program
+
+
+def replace_at(program: Program, path: tuple, new: Program) -> Program:
+    """``program`` with the subtree at ``path`` replaced by ``new``."""
+    if not path:
+        return new
+    assert isinstance(program, Apply)
+    args = list(program.args)
+    args[path[0]] = replace_at(args[path[0]], path[1:], new)
+    return Apply(program.primitive, tuple(args))

@@ -20,6 +20,8 @@ import numpy as np
 
 #: Alternations of the two factors.
 _ROUNDS = 4
+#: Fewest rows per value of either input for a decomposition to mean anything.
+_ROWS_PER_VALUE = 10
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,8 @@ def xor_split(env: Mapping[str, np.ndarray], z: np.ndarray,
     (u_values, u), (v_values, v) = (np.unique(env[k], return_inverse=True) for k in names)
     if max(len(u_values), len(v_values)) > max_values:
         return None
+    if len(u) < _ROWS_PER_VALUE * (len(u_values) + len(v_values)):
+        return None  # too few rows per factor value: an xor of two tables fits anything
     z = np.asarray(z, dtype=bool)
     shape = (len(u_values), len(v_values))
     cell = u * shape[1] + v

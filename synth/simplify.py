@@ -16,8 +16,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from dsl.primitives import ORDERED
-from dsl.program import Apply, Const, Program, apply
-from dsl.types import BOOL, INT
+from dsl.program import Apply, Const, Program, apply, constant_paths, node_at, replace_at
+from dsl.types import INT
 from synth.numbers import round_significant
 
 
@@ -51,22 +51,22 @@ def simplify_constants(program: Program, env: Mapping[str, np.ndarray], target: 
         fidelity = float((trial.evaluate(env) == target).mean())
         return np.inf if base == 1.0 and fidelity < 1.0 else base - fidelity
 
-    for path in _constant_paths(program):
-        node = _at(program, path)
+    for path in constant_paths(program):
+        node = node_at(program, path)
         for v in simpler_constants(node.value):
             value = int(v) if node.type is INT else v
             if node.type is INT and not float(v).is_integer():
                 continue
-            trial = _replace(program, path, Const(value, node.type))
+            trial = replace_at(program, path, Const(value, node.type))
             lost = cost(trial)
             if lost <= per_digit * (significant_digits(node.value) - significant_digits(v)):
                 program, base = trial, base - lost
                 break
     per_node = 2 * per_digit if per_node is None else per_node
     for path in _difference_comparisons(program):
-        node = _at(program, path)
+        node = node_at(program, path)
         sides = apply(node.primitive.name, *node.args[0].args)
-        trial = _replace(program, path, sides)
+        trial = replace_at(program, path, sides)
         lost = cost(trial)
         if lost <= per_node * (node.size - sides.size):
             program, base = trial, base - lost
@@ -86,27 +86,3 @@ def _difference_comparisons(program: Program, path: tuple = ()) -> list[tuple]:
             and isinstance(left, Apply) and left.primitive.name == "sub"):
         out.append(path)
     return out
-
-
-def _constant_paths(program: Program, path: tuple = ()) -> list[tuple]:
-    if isinstance(program, Const):
-        return [path] if program.type is not BOOL else []
-    out = []
-    for i, child in enumerate(program.children):
-        out += _constant_paths(child, path + (i,))
-    return out
-
-
-def _at(program: Program, path: tuple) -> Program:
-    for i in path:
-        program = program.children[i]
-    return program
-
-
-def _replace(program: Program, path: tuple, new: Program) -> Program:
-    if not path:
-        return new
-    assert isinstance(program, Apply)
-    args = list(program.args)
-    args[path[0]] = _replace(args[path[0]], path[1:], new)
-    return Apply(program.primitive, tuple(args))

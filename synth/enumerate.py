@@ -104,13 +104,14 @@ class Enumerator:
 
     # -- public -------------------------------------------------------------
     def run(self, max_size: int, deadline: float | None = None) -> Iterator[tuple[int, Program]]:
-        """Enumerate sizes 1..max_size, yielding ``(size, program)`` as each size completes."""
+        """Enumerate sizes 1..max_size, yielding ``(size, program)`` as each size
+        completes; the leaves (size 1) always, however late."""
         for size in range(1, max_size + 1):
             if size <= self.max_size_completed:
                 continue
-            if deadline is not None and self.clock() > deadline:
+            if size > 1 and deadline is not None and self.clock() > deadline:
                 break
-            completed = self._build_size(size, deadline)
+            completed = self._build_size(size, deadline if size > 1 else None)
             if not completed:
                 break
             self.max_size_completed = size

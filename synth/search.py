@@ -384,6 +384,7 @@ class Synthesizer:
             sub = copy.copy(self)
             sub.time_limit, sub.holdout, sub.progress = (_FACTOR_SHARE * self.time_limit,
                                                          0.0, False)
+            sub.features = tuple(f for f in self.features if set(f.inputs) <= {name})
             sub.fit({name: values}, labels.astype(np.int64), {name: types[name]})
             factors.append(sub.best_.program)
         return [apply("xor", *factors)]

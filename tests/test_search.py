@@ -211,3 +211,14 @@ def test_an_xor_of_conditions_on_each_input_is_searched_factor_by_factor():
     assert xor_split(env, ((x == 5) & (y == 7)).astype(int), min_agreement=0.9) is None
     s = Synthesizer(time_limit=30.0, seed=0, clock="cpu").fit(env, labels)
     assert np.array_equal(s.predict(env), labels), str(s.best_.program)
+
+
+def test_factor_searches_drop_features_of_the_other_input():
+    """User features over both inputs cannot enter a one-input factor's search."""
+    from dsl.parse import parse
+
+    env = GridDomain((48, 48)).all_inputs()
+    x, y = env["x"], env["y"]
+    labels = (((x > 20) != (y > 20)) != ((x % 6 < 3) != (y % 6 < 3))).astype(int)
+    s = Synthesizer(time_limit=8.0, seed=0, clock="cpu", features=(parse("x * y"),))
+    assert s.fit(env, labels).predict(env).shape == labels.shape

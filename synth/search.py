@@ -347,7 +347,7 @@ class Synthesizer:
         new = [p for p in dict.fromkeys(fitted) if p not in set(bank.programs)]
         if not new:
             return bank
-        self._log(f"  added {len(new)} affine lifts of curved features")
+        self._log(f"  added {len(new)} conic lifts")
         return FeatureBank(bank.programs + new,
                            np.concatenate([bank.values, _evaluate_all(new, fit_env)]))
 

@@ -52,13 +52,9 @@ import numpy as np
 
 from dsl.domains import GridDomain
 from dsl.primitives import ORDERED
-from dsl.program import Apply, Const, Program, const, constant_paths, node_at, replace_at, substitute
+from dsl.program import Apply, Const, Program, const, substitute
 from synth.pareto import pareto_front, pick_best
 from synth.results import Candidate, SearchResult
-
-#: Variants of a feature's constants tried per atom, their largest relative
-#: change, and the most pivotal pool points they are tried on.
-_VARIANTS, _MAX_CHANGE, _VARIANT_POINTS = 24, 0.05, 20_000
 
 
 @dataclass
@@ -359,73 +355,41 @@ def sample_flat(domain: GridDomain, n: int, rng, exclude: np.ndarray | None = No
 
 def _undetermined(program: Program, pool_env: Mapping[str, np.ndarray],
                   queried_env: Mapping[str, np.ndarray], rng) -> np.ndarray:
-    """Pool indices where an atom of ``program`` is not pinned down by the
-    queried points, round-robin over its atoms, each in random order.
+    """Pool indices where a threshold of ``program`` is not pinned down by the
+    queried points, round-robin over its thresholds, each in random order.
 
     For an atom ``f op c`` (a feature against a constant) only the points where
     the atom is pivotal -- the program with the atom set True and set False
     disagree -- say anything about ``c``; the queried pivotal points on either
     side of it bound the true threshold to the open interval between their
     nearest ``f`` values, and a pivotal pool point inside that interval has a
-    label the answers so far do not imply.  The feature's own constants (a
-    line's ratio, a conic's coefficients) are pinned down the same way:
-    variants of them whose interval is not empty fit every pivotal queried
-    point too, and a pivotal pool point a variant leaves inside its interval,
-    or puts on the other side of the atom, is undetermined as well."""
+    label the answers so far do not imply."""
     per_atom = []
     with np.errstate(all="ignore"):
         for atom in {a for a in program.walk() if _is_threshold(a)}:
             feature, rising = _threshold_parts(atom)
             on_queried = _pivotal(program, atom, queried_env)
-            sub_queried = {k: v[on_queried] for k, v in queried_env.items()}
-            truth = np.asarray(atom.evaluate(sub_queried), dtype=bool)
-            pivotal = np.flatnonzero(_pivotal(program, atom, pool_env))
-            if len(pivotal) > _VARIANT_POINTS:
-                pivotal = rng.choice(pivotal, _VARIANT_POINTS, replace=False)
-            sub_pool = {k: v[pivotal] for k, v in pool_env.items()}
-            current = np.asarray(atom.evaluate(sub_pool), dtype=bool)
-            marked = np.zeros(len(pivotal), dtype=bool)
-            for variant in [feature, *_variants(feature, rng)]:
-                f_queried = np.asarray(variant.evaluate(sub_queried), float)
-                below, above = (f_queried[~truth], f_queried[truth]) if rising else \
-                    (f_queried[truth], f_queried[~truth])
-                low = below.max() if len(below) else -np.inf
-                high = above.min() if len(above) else np.inf
-                if not low < high:
-                    continue  # the variant contradicts a queried point
-                f_pool = np.asarray(variant.evaluate(sub_pool), float)
-                inside = (f_pool > low) & (f_pool < high)
-                holds = f_pool >= high if rising else f_pool <= low
-                marked |= inside | (holds != current)
-            if marked.any():
-                per_atom.append(rng.permutation(pivotal[marked]))
+            f_queried = np.asarray(feature.evaluate(queried_env), float)[on_queried]
+            truth = np.asarray(atom.evaluate(queried_env), dtype=bool)[on_queried]
+            below, above = (f_queried[~truth], f_queried[truth]) if rising else \
+                (f_queried[truth], f_queried[~truth])
+            low = below.max() if len(below) else -np.inf
+            high = above.min() if len(above) else np.inf
+            f_pool = np.asarray(feature.evaluate(pool_env), float)
+            inside = np.flatnonzero((f_pool > low) & (f_pool < high))
+            if len(inside) == 0:
+                continue
+            sub = {k: v[inside] for k, v in pool_env.items()}
+            per_atom.append(rng.permutation(inside[_pivotal(program, atom, sub)]))
     if not per_atom:
         return np.zeros(0, dtype=np.int64)
     longest = max(len(p) for p in per_atom)
     spread = np.full((len(per_atom), longest), -1, dtype=np.int64)
     for i, p in enumerate(per_atom):
         spread[i, : len(p)] = p
-    order = spread.T.ravel()  # one point of each atom in turn
+    order = spread.T.ravel()  # one point of each threshold in turn
     order = order[order >= 0]
     return order[np.sort(np.unique(order, return_index=True)[1])]
-
-
-def _variants(feature: Program, rng) -> list[Program]:
-    """``feature`` with its constants (not moduli or divisors) each changed by
-    a random relative amount, at scales from ``_MAX_CHANGE / 1000`` up."""
-    paths = [p for p in constant_paths(feature)
-             if not p or node_at(feature, p[:-1]).primitive.name not in ("mod", "floordiv")]
-    if not paths:
-        return []
-    out = []
-    for _ in range(_VARIANTS):
-        scale = _MAX_CHANGE * 10 ** rng.uniform(-3, 0)
-        variant = feature
-        for path in paths:
-            value = float(node_at(feature, path).value)
-            variant = replace_at(variant, path, const(value * (1 + scale * rng.standard_normal())))
-        out.append(variant)
-    return out
 
 
 def _is_threshold(node: Program) -> bool:

@@ -133,17 +133,15 @@ class AtomFitter:
     def bounds(self, split: Split) -> tuple[float, float]:
         """The band of feature values the split keeps (or, for ``out``, drops);
         an open end is infinite."""
-        _, index = self._column(split.feature)
-        u = index.distinct[self._local(split).feature]
+        u = self._distinct(split.feature)
         return (u[split.lo] if split.lo > 0 else -np.inf,
                 u[split.hi] if split.hi < len(u) - 1 else np.inf)
 
     def split_of(self, program: Program, kind: str, bounds: tuple[float, float]) -> Split:
         """The split of ``kind`` on the feature ``program`` (indexed first if
         new) over the band ``bounds``: another fitter's split, on these rows."""
-        feature = self._line_feature(program)
-        _, index = self._column(feature)
-        u = index.distinct[self._local(Split(feature, kind, 0, 0, 0.0)).feature]
+        feature = self._feature_number(program)
+        u = self._distinct(feature)
         low, high = bounds
         lo = 0 if low == -np.inf else int(np.searchsorted(u, low, side="left"))
         hi = len(u) - 1 if high == np.inf else int(np.searchsorted(u, high, side="right")) - 1
@@ -162,10 +160,8 @@ class AtomFitter:
     def atom(self, split: Split) -> Program:
         """The atom as a program with readable constants."""
         if split not in self._atoms:
-            _, index = self._column(split.feature)
-            local = self._local(split)
             self._atoms[split] = atom_program(self.programs[split.feature], split,
-                                              index.distinct[local.feature])
+                                              self._distinct(split.feature))
         return self._atoms[split]
 
     # -- internals ------------------------------------------------------------
@@ -181,6 +177,11 @@ class AtomFitter:
         if feature < len(self.penalties):
             return self.values[feature], self.index
         return self._extra[feature - len(self.penalties)]
+
+    def _distinct(self, feature: int) -> np.ndarray:
+        """The feature's sorted distinct values on the fit rows."""
+        _, index = self._column(feature)
+        return index.distinct[0 if feature >= len(self.penalties) else feature]
 
     def _local(self, split: Split) -> Split:
         """The split as its own index numbers it."""
@@ -228,10 +229,11 @@ class AtomFitter:
         fits = fit_linear_atoms(values, chosen, zz, ww, tolerance=slack)
         lines = [line_program(pool.programs[f.first], pool.programs[f.second], f.ratio)
                  for f in fits]
-        return list(dict.fromkeys(self._line_feature(line) for line in lines))
+        return list(dict.fromkeys(self._feature_number(line) for line in lines))
 
-    def _line_feature(self, program: Program) -> int:
-        """The feature number of a line (or any feature), indexing it first if it is new."""
+    def _feature_number(self, program: Program) -> int:
+        """The feature number of a program (a line, or another fitter's feature),
+        indexing it first if it is new."""
         if program not in self._known:
             with np.errstate(all="ignore"):
                 values = np.asarray(program.evaluate(self.env), dtype=np.float64)

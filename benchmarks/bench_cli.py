@@ -4,6 +4,7 @@
 
     synth bench --suite engine --out bench/engine            # issue 2's ten programs
     synth bench --suite grid --workers 2 --time-limit 60 --out bench/grid
+    synth bench --suite grid --source network --arch casper-transformer --task a1-cut
     synth bench --program "x*x < 200*sqrt(y)" --source network --peers
     synth bench --suite images --peers tree-pixels,tree-features --out bench/images
 
@@ -23,6 +24,7 @@ from benchmarks.images_suite import IMAGE_DOMAINS, IMAGE_PEERS
 def register(sub: argparse._SubParsersAction) -> None:
     from benchmarks.images_suite import ImageBenchSettings
     from benchmarks.peers import PEERS
+    from benchmarks.train_cli import ARCHES, DEFAULT_EPOCHS
 
     parser = sub.add_parser("bench", help="benchmark recovery of hidden programs (and peers)",
                             description=__doc__.split("\n\n")[0].replace("``", ""))
@@ -61,8 +63,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="engine: most atoms in a formula (default: the engine's)")
     parser.add_argument("--max-feature-size", type=int,
                         help="engine: largest feature enumerated (default: the engine's)")
+    parser.add_argument("--arch", default="mlp", choices=ARCHES,
+                        help="--source network on grids: the network trained on each task "
+                             "(default mlp; casper-transformer: the challenge-2 transformer "
+                             "and its published recipe, square grids only)")
     parser.add_argument("--epochs", type=int,
-                        help="--source network: training epochs (default 400 for the MLP; "
+                        help="--source network: training epochs (default "
+                             f"{DEFAULT_EPOCHS['mlp']} for the MLP, "
+                             f"{DEFAULT_EPOCHS['casper-transformer']} for the transformer; "
                              f"{ImageBenchSettings().train.epochs} for the CNN, then "
                              f"{ImageBenchSettings().train.decay_epochs} at a tenth of the "
                              f"rate)")
@@ -132,7 +140,7 @@ def run_bench(args) -> int:
     from benchmarks.executors import make_executor
     from benchmarks.report import markdown_table
     from benchmarks.runner import BenchConfig, run_benchmark
-    from benchmarks.train_cli import TrainSettings, parse_widths
+    from benchmarks.train_cli import DEFAULT_EPOCHS, TrainSettings, parse_widths
 
     tasks, suite = select_tasks(args)
     images = [t for t in tasks if t.domain in IMAGE_DOMAINS]
@@ -142,8 +150,9 @@ def run_bench(args) -> int:
     if args.max_feature_size is not None:
         options["max_feature_size"] = args.max_feature_size
     source = args.source or ("network" if images else "labels")
-    train = TrainSettings(seed=args.seed, hidden=parse_widths(args.hidden),
-                          **({} if args.epochs is None else {"epochs": args.epochs}))
+    train = TrainSettings(arch=args.arch, seed=args.seed, hidden=parse_widths(args.hidden),
+                          epochs=DEFAULT_EPOCHS[args.arch] if args.epochs is None
+                          else args.epochs)
     config = BenchConfig(source=source, seed=args.seed, time_limit=args.time_limit,
                          peers=select_peers(args.peers, tasks), synth_options=options,
                          train=train, images=image_settings(args) if images else None)

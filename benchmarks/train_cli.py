@@ -4,6 +4,13 @@
 
     synth train --domain grid:113x113 --program "x*x < 200*sqrt(y)" --arch mlp \\
         --out model.pt [--seed N] [--epochs N]
+    synth train --program "x % 7 < 3" --arch casper-transformer --out t.pt
+
+``--arch mlp`` (the default) is an MLP on the one-hot inputs, trained with
+Adam; ``--arch casper-transformer`` is the challenge-2 one-layer transformer
+(tokens ``[x, y, =]``, square grids only) with the challenge's published
+recipe (full batch, AdamW at learning rate 5e-4 and weight decay 1.0; ``--lr``
+and ``--hidden`` are the MLP's and do not apply).
 
 The program is a Python expression over the domain's inputs, or a ``.py``
 file defining ``label(x, y)`` (see :mod:`benchmarks.programs`).  The network
@@ -32,7 +39,10 @@ import numpy as np
 from benchmarks.programs import HiddenProgram, load_hidden
 from dsl.domains import GridDomain, parse_domain
 
-ARCHES = ("mlp",)
+ARCHES = ("mlp", "casper-transformer")
+
+#: Default epochs per architecture (the transformer's recipe trains far longer).
+DEFAULT_EPOCHS = {"mlp": 400, "casper-transformer": 1000}
 
 
 @dataclass(frozen=True)
@@ -41,7 +51,7 @@ class TrainSettings:
 
     arch: str = "mlp"
     seed: int = 0
-    epochs: int = 400
+    epochs: int = DEFAULT_EPOCHS["mlp"]
     hidden: tuple[int, ...] = (256, 256)
     lr: float = 3e-3
     weight_decay: float = 1e-4
@@ -84,6 +94,8 @@ def train_network(hidden: HiddenProgram, domain: GridDomain, settings: TrainSett
 
     Returns ``(module, spec, info)``; ``info`` holds train / held-out accuracy
     and the agreement of the network with the program on the whole domain."""
+    if settings.arch == "casper-transformer":
+        return _train_transformer(hidden, domain, settings)
     import torch
 
     from oracles.architectures import new_model
@@ -104,6 +116,35 @@ def train_network(hidden: HiddenProgram, domain: GridDomain, settings: TrainSett
                               eval_set=(encoded[rest], y[rest]))
     predicted = TorchOracle(module, spec.encoder(), spec.input_names).labels(inputs)
     info = {"train_accuracy": report.train_accuracy, "heldout_accuracy": report.eval_accuracy,
+            "agreement": float(np.mean(predicted == labels)), "seconds": report.seconds,
+            "epochs": report.epochs}
+    return module, spec, info
+
+
+def _train_transformer(hidden: HiddenProgram, domain: GridDomain, settings: TrainSettings):
+    """:func:`train_network` for the challenge-2 transformer: the published recipe
+    (:class:`oracles.transformer_training.TrainingConfig`) on the same split."""
+    import torch
+
+    from oracles.architectures import new_model
+    from oracles.torch_oracle import TorchOracle
+    from oracles.transformer_training import TrainingConfig, fit
+
+    if len(domain.shape) != 2 or domain.shape[0] != domain.shape[1]:
+        raise ValueError(f"the casper-transformer reads pairs of tokens 0..p-1: it needs a "
+                         f"square two-input grid, not {domain}")
+    inputs = domain.all_inputs()
+    labels = hidden.evaluate(inputs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        module, spec = new_model(settings.arch, {"d_vocab": domain.shape[0] + 1})
+    tokens, y = spec.encoder()(inputs), torch.as_tensor(labels, dtype=torch.long)
+    train = train_split(domain, settings.seed, settings.train_fraction)
+    rest = np.setdiff1d(np.arange(domain.size), train)
+    report = fit(module, tokens[train], y[train], tokens[rest], y[rest], settings.epochs,
+                 TrainingConfig(frac_train=settings.train_fraction))
+    predicted = TorchOracle(module, spec.encoder(), spec.input_names).labels(inputs)
+    info = {"train_accuracy": report.train_accuracy, "heldout_accuracy": report.test_accuracy,
             "agreement": float(np.mean(predicted == labels)), "seconds": report.seconds,
             "epochs": report.epochs}
     return module, spec, info
@@ -242,9 +283,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--arch", default="mlp", choices=ARCHES)
     parser.add_argument("--out", required=True, help="checkpoint to write (.pt)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--epochs", type=int, default=TrainSettings.epochs)
-    parser.add_argument("--hidden", default="256,256", help="hidden widths, e.g. 256,256")
-    parser.add_argument("--lr", type=float, default=TrainSettings.lr)
+    parser.add_argument("--epochs", type=int,
+                        help=f"training epochs (default: {DEFAULT_EPOCHS['mlp']} for the MLP, "
+                             f"{DEFAULT_EPOCHS['casper-transformer']} for the transformer)")
+    parser.add_argument("--hidden", default="256,256",
+                        help="MLP hidden widths, e.g. 256,256")
+    parser.add_argument("--lr", type=float, default=TrainSettings.lr, help="MLP learning rate")
     parser.set_defaults(run=run_train)
 
 
@@ -263,7 +307,8 @@ def run_train(args) -> int:
 
     domain = parse_domain(args.domain)
     hidden = load_hidden(args.program, domain.names)  # ValueError: a clear message
-    settings = TrainSettings(arch=args.arch, seed=args.seed, epochs=args.epochs,
+    settings = TrainSettings(arch=args.arch, seed=args.seed,
+                             epochs=DEFAULT_EPOCHS[args.arch] if args.epochs is None else args.epochs,
                              hidden=parse_widths(args.hidden), lr=args.lr)
     labels = hidden.evaluate(domain.all_inputs())
     print(f"hidden program over {domain}: {hidden.source} ({labels.mean():.1%} positive)")
@@ -272,7 +317,8 @@ def run_train(args) -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_model(out, module, spec.arch, spec.config)
-    print(f"trained {spec.arch} {list(settings.hidden)} for {info['epochs']} epochs in "
+    name = f"{spec.arch} {list(settings.hidden)}" if settings.arch == "mlp" else spec.arch
+    print(f"trained {name} for {info['epochs']} epochs in "
           f"{time.perf_counter() - start:.1f} s on {domain.size // 2:,} of {domain.size:,} "
           f"points (seed {settings.seed})")
     print(f"accuracy: train {info['train_accuracy']:.4f}, held-out half "

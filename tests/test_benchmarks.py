@@ -131,6 +131,29 @@ def test_train_command_writes_a_model_torch_oracle_loads(tmp_path, capsys):
     assert labels.shape == (144,) and set(np.unique(labels)) <= {0, 1}
 
 
+def test_train_command_trains_the_challenge_transformer_on_a_square_grid(tmp_path, capsys):
+    from oracles.architectures import load_model
+    from oracles.torch_oracle import TorchOracle
+
+    out = tmp_path / "t.pt"
+    rc = main(["train", "--domain", "grid:17x17", "--program", "x > y",
+               "--arch", "casper-transformer", "--epochs", "150", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert rc == 0 and "train 1.0000" in printed
+    module, spec = load_model(out)
+    assert spec.arch == "casper-transformer" and spec.config["d_vocab"] == 18
+    domain = parse_domain("grid:17x17")
+    env = domain.all_inputs()
+    labels = TorchOracle.from_file(out, domain=domain).labels(env)
+    assert np.mean(labels == (env["x"] > env["y"])) > 0.9
+
+
+def test_the_transformer_needs_a_square_grid(tmp_path, capsys):
+    rc = main(["train", "--domain", "grid:10x12", "--program", "x < 3",
+               "--arch", "casper-transformer", "--out", str(tmp_path / "t.pt")])
+    assert rc == 1 and "needs a square two-input grid" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("program, message", [
     ("x * x < 200 *", "cannot parse hidden program"),
     ("x * x < 200 * sqrt(q)", "unknown input 'q'; the domain's inputs are x, y"),

@@ -7,6 +7,7 @@
     synth bench --suite grid --source network --arch casper-transformer --task a1-cut
     synth bench --program "x*x < 200*sqrt(y)" --source network --peers
     synth bench --suite images --peers tree-pixels,tree-features --out bench/images
+    synth bench --suite casper --peers --out bench/casper       # the two EIS VII challenges
 
 Results land in ``--out`` as ``results.json``, ``results.csv``, ``table.md``
 (markdown tables for BENCHMARKS.md) and ``recovery.svg`` (a bar chart);
@@ -18,7 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.images_suite import IMAGE_DOMAINS, IMAGE_PEERS
+from benchmarks.images_suite import IMAGE_PEERS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                             description=__doc__.split("\n\n")[0].replace("``", ""))
     parser.add_argument("--suite", default=None,
                         help="grid (48 graded programs), engine (issue 2's ten), images "
-                             "(15 programs over MNIST test images), casper (not built yet); "
+                             "(15 programs over MNIST test images), casper (the two challenge "
+                             "networks, scored against the published ground truth); "
                              "default grid, or none when --program is given")
     parser.add_argument("--program", action="append", default=[],
                         help="an ad-hoc hidden program (Python expression over the inputs, "
@@ -47,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="search the hidden program's labels, or the predictions of a "
                              "network trained on half of the domain (an MLP on grids, the "
                              "challenge-1 CNN on images; cached in $SYNTH_CACHE_DIR or "
-                             "~/.cache/synth); default labels, network for image tasks")
+                             "~/.cache/synth; casper: the challenge networks themselves); "
+                             "default labels, network for image tasks and the casper suite")
     parser.add_argument("--peers", nargs="?", const="all", default="",
                         help=f"also run peers on the same labels and budget: all of them "
                              f"(grids: {', '.join(PEERS)}; images: {', '.join(IMAGE_PEERS)}) "
@@ -113,7 +116,7 @@ def select_peers(text: str, tasks) -> tuple[str, ...]:
     against the peers that run on the selected tasks."""
     from benchmarks.peers import PEERS
 
-    kinds = {t.domain in IMAGE_DOMAINS for t in tasks}
+    kinds = {t.on_images for t in tasks}
     known = (IMAGE_PEERS if True in kinds else ()) + (PEERS if False in kinds else ())
     if text.strip() == "all":
         return known
@@ -143,13 +146,14 @@ def run_bench(args) -> int:
     from benchmarks.train_cli import DEFAULT_EPOCHS, TrainSettings, parse_widths
 
     tasks, suite = select_tasks(args)
-    images = [t for t in tasks if t.domain in IMAGE_DOMAINS]
+    images = [t for t in tasks if t.on_images]
     options = {}
     if args.max_atoms is not None:
         options["max_atoms"] = args.max_atoms
     if args.max_feature_size is not None:
         options["max_feature_size"] = args.max_feature_size
-    source = args.source or ("network" if images else "labels")
+    networks = images or suite == "casper"
+    source = args.source or ("network" if networks else "labels")
     train = TrainSettings(arch=args.arch, seed=args.seed, hidden=parse_widths(args.hidden),
                           epochs=DEFAULT_EPOCHS[args.arch] if args.epochs is None
                           else args.epochs)

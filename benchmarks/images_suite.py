@@ -236,11 +236,16 @@ class ImageRun:
         self.labels = self.oracle.labels({"image": self.images})
         self.network = {"checkpoint": str(path), **info,
                         "oracle_agreement": self._agreement(self.labels),
-                        "oracle_agreement_all": float(np.mean(self.labels == self.truth)),
+                        "oracle_agreement_all": self._agreement(self.labels, slice(None)),
                         "load_seconds": time.perf_counter() - start}
 
-    def _agreement(self, pred: np.ndarray) -> float:
-        return float(np.mean(pred[self.unseen] == self.truth[self.unseen]))
+    def _agreement(self, pred: np.ndarray, rows: np.ndarray | None = None) -> float | None:
+        """Agreement with the hidden program on ``rows`` (default: the images the
+        network did not train on); None when the program is secret."""
+        if self.truth is None:
+            return None
+        rows = self.unseen if rows is None else rows
+        return float(np.mean(pred[rows] == self.truth[rows]))
 
     def score(self, method: str, pred: np.ndarray, seconds: float, cpu: float, **extra) -> dict:
         """A result row: fidelity to the labels searched, agreement with the hidden
@@ -254,9 +259,9 @@ class ImageRun:
         return {"method": method, **extra, "fidelity": float(np.mean(pred == self.labels)),
                 "fit_fidelity": float(np.mean(pred[fit_rows] == self.labels[fit_rows])),
                 "holdout_fidelity": float(np.mean(pred[hold_rows] == self.labels[hold_rows])),
-                "agreement": agreement, "agreement_all": float(np.mean(pred == self.truth)),
-                "exact": agreement >= EXACT_AGREEMENT, "seconds": seconds, "cpu_seconds": cpu,
-                "load": _load(), "error": None}
+                "agreement": agreement, "agreement_all": self._agreement(pred, slice(None)),
+                "exact": None if agreement is None else agreement >= EXACT_AGREEMENT,
+                "seconds": seconds, "cpu_seconds": cpu, "load": _load(), "error": None}
 
     def engine(self) -> dict:
         from synth.image_search import atoms_within, recover_image_program

@@ -57,23 +57,34 @@ def _result(doc, method):
 
 def summary_table(docs: Sequence[dict]) -> str:
     methods = _methods(docs)
-    by_atoms: dict[int, list[dict]] = {}
+    by_atoms: dict[int | None, list[dict]] = {}
     for doc in docs:
         by_atoms.setdefault(doc["task"]["atoms"], []).append(doc)
-    groups = [(str(a), by_atoms[a]) for a in sorted(by_atoms)] + [("all", list(docs))]
+    groups = [(_atoms_label(a), by_atoms[a]) for a in _by_atoms(by_atoms)]
+    groups.append(("all", list(docs)))
     header = ["atoms", "tasks"] + [f"{m}: exact" for m in methods] + \
         [f"{m}: agreement" for m in methods]
     body = []
     for label, group in groups:
         row = [label, str(len(group))]
         agree = []
+        secret = sum(d["task"]["atoms"] is None for d in group)  # no truth to score against
         for m in methods:
             rs = [_result(d, m) for d in group]
-            ok = [r for r in rs if r and not r.get("error")]
-            row.append(f"{sum(bool(r['exact']) for r in ok)}/{len(group)}")
+            ok = [r for r in rs if r and not r.get("error") and r.get("agreement") is not None]
+            row.append(f"{sum(bool(r['exact']) for r in ok)}/{len(group) - secret}")
             agree.append(_cell(sum(r["agreement"] for r in ok) / len(ok)) if ok else "-")
         body.append(row + agree)
     return _table(header, body, "rr" + "r" * 2 * len(methods))
+
+
+def _by_atoms(atoms) -> list:
+    """Atom counts in order, a challenge's unknown count (None) last."""
+    return sorted(atoms, key=lambda a: (a is None, a or 0))
+
+
+def _atoms_label(atoms: int | None) -> str:
+    return "secret" if atoms is None else str(atoms)
 
 
 def engine_table(docs: Sequence[dict], method: str = "synth") -> str:
@@ -86,7 +97,8 @@ def engine_table(docs: Sequence[dict], method: str = "synth") -> str:
     for doc in docs:
         r = _result(doc, method) or {}
         err = doc.get("error") or r.get("error")
-        row = [doc["task"]["name"], str(doc["task"]["atoms"]), _code(doc["task"]["program"]),
+        row = [doc["task"]["name"], _atoms_label(doc["task"]["atoms"]),
+               _code(doc["task"]["program"]),
                _code(r.get("program")) if not err else f"error: {_code(err)}",
                _cell(r.get("exact")), _cell(r.get("agreement")), _cell(r.get("fidelity")),
                _cell(r.get("holdout_fidelity")), _cell(r.get("size")),
@@ -139,7 +151,7 @@ def recovery_svg(docs: Sequence[dict], width: int = 640, height: int = 300) -> s
     from xml.sax.saxutils import escape
 
     methods = _methods(docs)
-    atoms = sorted({d["task"]["atoms"] for d in docs}) or [0]
+    atoms = _by_atoms({d["task"]["atoms"] for d in docs}) or [0]
     left, bottom, top, right = 48, 40, 36, 12
     plot_w, plot_h = width - left - right, height - top - bottom
     group_w = plot_w / len(atoms)
@@ -164,7 +176,7 @@ def recovery_svg(docs: Sequence[dict], width: int = 640, height: int = 300) -> s
                        f'fill="{_COLOURS[m % len(_COLOURS)]}"><title>{escape(method)}, '
                        f'{a} atoms: {rate:.0%} of {len(group)}</title></rect>')
         out.append(f'<text x="{left + (g + 0.5) * group_w:.1f}" y="{top + plot_h + 16}" '
-                   f'text-anchor="middle">{a}</text>')
+                   f'text-anchor="middle">{_atoms_label(a)}</text>')
     for m, method in enumerate(methods):
         x = left + m * 110
         out.append(f'<rect x="{x}" y="{height - 14}" width="10" height="10" '

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.images_suite import IMAGE_DOMAINS, IMAGE_PEERS, ImageBenchSettings
-from benchmarks.suites import Task
+from benchmarks.suites import CASPER_DOMAINS, Task
 from benchmarks.train_cli import TrainSettings
 
 SOURCES = ("labels", "network")
@@ -102,7 +102,7 @@ def run_job(job: Job) -> dict:
         run = prepare_run(task, config)
         doc["network"] = run.network
         doc["results"].append(run.engine())
-        for peer in config.peers:
+        for peer in _peers_for(task, config.peers):
             try:
                 doc["results"].append(run.peer(peer))
             except Exception as err:  # a peer's failure is its row, not the run's end
@@ -112,9 +112,18 @@ def run_job(job: Job) -> dict:
     return doc
 
 
+def _peers_for(task: Task, peers: Sequence[str]) -> list[str]:
+    """The peers of ``peers`` that run on ``task``'s kind of input (grid or image)."""
+    from benchmarks.peers import PEERS
+    return [p for p in peers if p in (IMAGE_PEERS if task.on_images else PEERS)]
+
+
 def prepare_run(task: Task, config: BenchConfig):
     """The task's oracle labels, ready for ``engine()`` and ``peer(name)`` (each a
     result row); ``network`` describes the trained network, if any."""
+    if task.domain in CASPER_DOMAINS:
+        from benchmarks.casper_suite import RUNS
+        return RUNS[task.domain](task, config)
     if task.domain in IMAGE_DOMAINS:
         from benchmarks.images_suite import ImageRun
         return ImageRun(task, config)
@@ -303,6 +312,8 @@ def _summary(doc: dict) -> str:
     if "error" in doc:
         return f"{doc['key']}: error"
     r = doc["results"][0]
+    if r.get("agreement") is None:
+        return f"{doc['key']}: fidelity {r['fidelity']:.4f}"
     return f"{doc['key']}: {'exact' if r.get('exact') else 'agree %.4f' % r['agreement']}"
 
 

@@ -10,6 +10,9 @@
   graded by atoms: total and regional ink, centroid, mirror symmetry, holes
   and connected components, similarity to the class means ``MEAN[d]`` of
   the data (thresholds, bands, differences), and combinations.
+* ``casper`` -- the two EIS VII challenges, whose programs are secret (see
+  :mod:`benchmarks.casper_suite`): the transformer's answers scored against
+  the published ground truth, the MNIST CNN's answers by fidelity alone.
 
 A task carries only the text of its hidden program; the runner evaluates it
 to make the oracle's labels (or to train a network on), and the engine sees
@@ -24,6 +27,8 @@ from benchmarks.programs import HiddenProgram, load_hidden
 from dsl.domains import GridDomain, parse_domain
 
 GRID = "grid:113x113"
+#: Domains of the casper suite's tasks (no program text: the labels come from files).
+CASPER_DOMAINS = ("casper-transformer", "casper-mnist")
 
 #: Atom kinds a task may be tagged with.
 KINDS = ("threshold", "linear", "polynomial", "modular", "power-root", "minmax-abs", "parity",
@@ -49,13 +54,21 @@ class Task:
         return parse_domain(self.domain)
 
     def hidden(self) -> HiddenProgram | ImageProgram:
+        if self.domain in CASPER_DOMAINS:
+            raise ValueError(f"task {self.name!r} is a challenge: its program is secret")
         if self.domain in IMAGE_DOMAINS:
             return load_image_program(self.program)
         return load_hidden(self.program, self.grid().names)
 
     @property
-    def atoms(self) -> int:
-        return self.hidden().atoms
+    def atoms(self) -> int | None:
+        """Comparisons in the hidden program (None for a challenge's secret one)."""
+        return None if self.domain in CASPER_DOMAINS else self.hidden().atoms
+
+    @property
+    def on_images(self) -> bool:
+        """Whether the task's inputs are images (image peers and settings apply)."""
+        return self.domain in IMAGE_DOMAINS or self.domain == "casper-mnist"
 
     def to_json(self) -> dict:
         return {"name": self.name, "suite": self.suite, "program": self.program,
@@ -199,21 +212,20 @@ IMAGES_SUITE = _suite("images", [
      "symmetry region ink combination"),
 ], domain="mnist")
 
-SUITES: dict[str, tuple[Task, ...]] = {"engine": ENGINE, "grid": GRID_SUITE,
-                                       "images": IMAGES_SUITE}
+CASPER_SUITE = (
+    Task("transformer", "secret: challenge 2 (ground truth in casper/transformer_label_info.pkl)",
+         "casper", "casper-transformer", ("challenge",)),
+    Task("mnist", "secret: challenge 1 (the CNN casper/mnist_model.pt)", "casper",
+         "casper-mnist", ("challenge",)),
+)
 
-#: Suites named on the command line but not built yet, with what is missing.
-PLANNED = {
-    "casper": "the casper suite (the EIS VII challenge networks under $SYNTH_DATA_DIR/casper, "
-              "see 'synth challenge') is not built yet",
-}
+SUITES: dict[str, tuple[Task, ...]] = {"engine": ENGINE, "grid": GRID_SUITE,
+                                       "images": IMAGES_SUITE, "casper": CASPER_SUITE}
 
 
 def get_suite(name: str) -> tuple[Task, ...]:
     if name in SUITES:
         return SUITES[name]
-    if name in PLANNED:
-        raise ValueError(PLANNED[name])
     raise ValueError(f"unknown suite {name!r}; known: {', '.join(sorted(SUITES))}")
 
 

@@ -15,6 +15,7 @@ from benchmarks.suites import ENGINE, GRID_SUITE, SUITES, Task, get_suite
 from benchmarks.train_cli import TrainSettings
 from dsl.domains import parse_domain
 from synth.cli import main
+from tests.helpers import data_file
 
 SMALL = "grid:30x30"
 #: Engine settings under which a 30x30 search finishes well within its limit,
@@ -106,9 +107,53 @@ def test_engine_suite_is_exactly_issue_2():
     assert SUITES["engine"] is ENGINE
 
 
-def test_unbuilt_suites_say_so():
-    with pytest.raises(ValueError, match="not built yet"):
-        get_suite("casper")
+def test_casper_suite_holds_the_two_challenges_with_secret_programs():
+    tasks = get_suite("casper")
+    assert [t.domain for t in tasks] == ["casper-transformer", "casper-mnist"]
+    assert [t.atoms for t in tasks] == [None, None]
+    with pytest.raises(ValueError, match="its program is secret"):
+        tasks[0].hidden()
+    assert [t.on_images for t in tasks] == [False, True]
+
+
+def test_casper_transformer_task_is_scored_against_the_published_ground_truth(tmp_path):
+    from dsl.parse import parse
+    from oracles.safe_load import load_pickled_arrays
+
+    tables = load_pickled_arrays(data_file("casper", "transformer_label_info.pkl"))
+    truth, network = (np.asarray(tables[k]).ravel() for k in ("labels", "model_labels"))
+    task = get_suite("casper")[0]
+    [doc] = run_benchmark([task], config(source="network", time_limit=5.0,
+                                         peers=("tree-xy", "tree-pixels")), tmp_path)
+    assert doc["network"]["oracle_agreement"] == pytest.approx(np.mean(truth == network))
+    synth, tree = doc["results"]  # tree-pixels is an image peer: not run on a grid task
+    assert tree["method"] == "tree-xy"
+    env = parse_domain("grid:113x113").all_inputs()
+    pred = np.asarray(parse(synth["program"]).evaluate(env)).astype(int)
+    assert synth["fidelity"] == pytest.approx(np.mean(pred == network))
+    assert synth["agreement"] == pytest.approx(np.mean(pred == truth))
+    assert synth["exact"] == (synth["agreement"] == 1.0)
+
+
+def test_casper_mnist_task_reports_fidelity_but_no_agreement(tmp_path):
+    from dataclasses import replace
+
+    from benchmarks.images_suite import ImageBenchSettings
+
+    data_file("casper", "mnist_model.pt")
+    data_file("mnist", "t10k-images-idx3-ubyte.gz")
+    task = get_suite("casper")[1]
+    settings = ImageBenchSettings(max_images=300)
+    [doc] = run_benchmark([task], config(source="network", time_limit=5.0, images=settings,
+                                         synth_options={}), tmp_path / "net")
+    [synth] = doc["results"]
+    assert synth["agreement"] is None and synth["exact"] is None
+    assert 0.5 < synth["fidelity"] <= 1.0 and synth["size"] >= 1
+    table = (tmp_path / "net" / "table.md").read_text()
+    assert "| secret | 1 | 0/0 |" in table
+    [doc] = run_benchmark([task], config(source="labels", images=replace(settings)),
+                          tmp_path / "labels")
+    assert "program is secret" in doc["error"]
 
 
 # -- synth train ------------------------------------------------------------------------
@@ -269,8 +314,8 @@ def test_bench_command_writes_results_and_a_table(tmp_path, capsys):
     assert rc == 0
     assert "| p01 |" in out and "`x > 5`" in out
     assert (tmp_path / "results.csv").exists() and (tmp_path / "table.md").exists()
-    rc = main(["bench", "--suite", "casper", "--out", str(tmp_path)])
-    assert rc == 1 and "not built yet" in capsys.readouterr().err
+    rc = main(["bench", "--suite", "grids", "--out", str(tmp_path)])
+    assert rc == 1 and "unknown suite 'grids'" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not __import__("os").environ.get("SYNTH_TEST_RAY"),

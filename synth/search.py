@@ -530,7 +530,7 @@ def _ordering_keys(values: np.ndarray, columns: int = 256) -> np.ndarray:
     """A key per row, equal for rows that order the first ``columns`` points
     identically (up to reversal): a threshold cannot tell such features apart."""
     values = values[:, :columns]
-    order = np.argsort(values, axis=1, kind="stable")
+    order = np.argsort(values, axis=1)  # tied values share a dense rank in any order
     sorted_vals = np.take_along_axis(values, order, axis=1)
     steps = np.concatenate([np.zeros((len(values), 1)), np.diff(sorted_vals, axis=1) > 0], axis=1)
     dense_sorted = np.cumsum(steps, axis=1).astype(np.int64)

@@ -136,9 +136,14 @@ def _table(codes: np.ndarray, counts: np.ndarray, z: np.ndarray, w: np.ndarray, 
     """
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
     total = int(counts.sum())
-    slots = (codes + starts[:, None]).ravel()
-    pos = np.bincount(slots, np.tile(w * z, len(counts)), minlength=total)
-    both = np.bincount(slots, np.tile(w, len(counts)), minlength=total)
+    # one count per (slot, label); unweighted when every row weighs the same
+    keys = ((codes + starts[:, None]) * 2 + z).ravel()
+    if len(w) and w.min() == w.max():
+        per_label = np.bincount(keys, minlength=2 * total) * float(w[0])
+    else:
+        per_label = np.bincount(keys, np.tile(w, len(counts)), minlength=2 * total)
+    pos = per_label[1::2]
+    both = pos + per_label[0::2]
     gain = 2 * pos - both  # positive minus negative weight per slot
     segment = np.repeat(np.arange(len(counts)), counts)
     pos_tot = np.add.reduceat(pos, starts)
@@ -200,7 +205,7 @@ def best_threshold(values: np.ndarray, z: np.ndarray, w: np.ndarray | None = Non
     """Best weighted accuracy of any one-sided threshold on one feature."""
     z = np.asarray(z, dtype=bool)
     w = np.ones(len(z)) if w is None else np.asarray(w, dtype=np.float64)
-    order = np.argsort(values, kind="stable")
+    order = np.argsort(values)  # ties need no order: cuts fall only between distinct values
     v, zz, ww = values[order], z[order], w[order]
     gain = np.cumsum(np.where(zz, ww, -ww))
     cut = np.concatenate([v[1:] != v[:-1], [True]])  # valid cut after this row
@@ -214,7 +219,7 @@ def best_thresholds(values: np.ndarray, z: np.ndarray, w: np.ndarray) -> np.ndar
     """:func:`best_threshold` of every row of ``values`` (features, rows) at once."""
     z = np.asarray(z, dtype=bool)
     w = np.asarray(w, dtype=np.float64)
-    order = np.argsort(values, axis=1, kind="stable")
+    order = np.argsort(values, axis=1)  # any order of ties (see best_threshold)
     v = np.take_along_axis(values, order, axis=1)
     prefix = np.cumsum(np.where(z, w, -w)[order], axis=1)
     cut = np.ones(v.shape, dtype=bool)

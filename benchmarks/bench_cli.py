@@ -10,7 +10,8 @@
     synth bench --suite casper --peers --out bench/casper       # the two EIS VII challenges
 
 Results land in ``--out`` as ``results.json``, ``results.csv``, ``table.md``
-(markdown tables for BENCHMARKS.md) and ``recovery.svg`` (a bar chart);
+(markdown tables for BENCHMARKS.md), ``recovery.svg`` (exact recovery by atoms)
+and ``fidelity.svg`` (fidelity against size, per task and method);
 rerunning with the same settings skips the tasks already finished there.
 """
 from __future__ import annotations
@@ -168,8 +169,8 @@ def run_bench(args) -> int:
         executor.close()
     print(markdown_table(docs, config.fingerprint()))
     failed = [d["key"] for d in docs if "error" in d]
-    print(f"wrote {out / 'results.json'}, {out / 'results.csv'}, {out / 'table.md'} and "
-          f"{out / 'recovery.svg'}", file=sys.stderr)
+    print(f"wrote {out / 'results.json'}, {out / 'results.csv'}, {out / 'table.md'}, "
+          f"{out / 'recovery.svg'}, {out / 'fidelity.svg'}", file=sys.stderr)
     if failed:
         print(f"synth bench: {len(failed)} task(s) failed: {', '.join(failed)} "
               f"(see results.json)", file=sys.stderr)

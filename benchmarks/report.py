@@ -7,13 +7,19 @@
    agreement with the hidden program;
 2. one row per task for the engine: hidden and recovered program, exact,
    agreement, fidelity, size, time, programs per second;
-3. with peers, one row per task and peer.
+3. with peers, one row per task and peer;
+
+and two plain SVG charts (no plotting library): ``recovery_svg``, exact
+recovery by number of atoms per method, and ``fidelity_svg``, fidelity
+against program size per task and method.
 """
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 
 def _cell(value, digits: int = 4) -> str:
@@ -152,38 +158,95 @@ def recovery_svg(docs: Sequence[dict], width: int = 640, height: int = 300) -> s
 
     methods = _methods(docs)
     atoms = _by_atoms({d["task"]["atoms"] for d in docs}) or [0]
-    left, bottom, top, right = 48, 40, 36, 12
-    plot_w, plot_h = width - left - right, height - top - bottom
-    group_w = plot_w / len(atoms)
+    box = _Box(width, height)
+    out = box.frame("exact recovery by number of atoms",
+                    [(frac, f"{frac:.0%}") for frac in (0, 0.25, 0.5, 0.75, 1)])
+    group_w = box.w / len(atoms)
     bar_w = group_w * 0.8 / max(len(methods), 1)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-           f'font-family="sans-serif" font-size="11">',
-           f'<text x="{left}" y="14">exact recovery by number of atoms</text>']
-    for frac in (0, 0.25, 0.5, 0.75, 1):
-        y = top + plot_h * (1 - frac)
-        out.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" '
-                   f'stroke="#ddd"/><text x="{left - 6}" y="{y + 4:.1f}" '
-                   f'text-anchor="end">{frac:.0%}</text>')
     for g, a in enumerate(atoms):
         group = [d for d in docs if d["task"]["atoms"] == a]
-        x0 = left + g * group_w + group_w * 0.1
+        x0 = box.left + g * group_w + group_w * 0.1
         for m, method in enumerate(methods):
             rs = [_result(d, method) for d in group]
             rate = sum(bool(r and r.get("exact")) for r in rs) / max(len(group), 1)
-            h = plot_h * rate
-            out.append(f'<rect x="{x0 + m * bar_w:.1f}" y="{top + plot_h - h:.1f}" '
+            h = box.h * rate
+            out.append(f'<rect x="{x0 + m * bar_w:.1f}" y="{box.top + box.h - h:.1f}" '
                        f'width="{bar_w * 0.95:.1f}" height="{h:.1f}" '
-                       f'fill="{_COLOURS[m % len(_COLOURS)]}"><title>{escape(method)}, '
+                       f'fill="{_colour(m)}"><title>{escape(method)}, '
                        f'{a} atoms: {rate:.0%} of {len(group)}</title></rect>')
-        out.append(f'<text x="{left + (g + 0.5) * group_w:.1f}" y="{top + plot_h + 16}" '
-                   f'text-anchor="middle">{_atoms_label(a)}</text>')
-    for m, method in enumerate(methods):
-        x = left + m * 110
-        out.append(f'<rect x="{x}" y="{height - 14}" width="10" height="10" '
-                   f'fill="{_COLOURS[m % len(_COLOURS)]}"/><text x="{x + 14}" '
-                   f'y="{height - 5}">{escape(method)}</text>')
-    out.append("</svg>")
-    return "\n".join(out) + "\n"
+        out.append(f'<text x="{box.left + (g + 0.5) * group_w:.1f}" '
+                   f'y="{box.top + box.h + 16}" text-anchor="middle">{_atoms_label(a)}</text>')
+    return box.close(out, methods)
+
+
+def fidelity_svg(docs: Sequence[dict], width: int = 640, height: int = 320) -> str:
+    """Fidelity to the oracle against program size (log scale), one point per task
+    and method: who explains the labels as well with a smaller program."""
+    from xml.sax.saxutils import escape
+
+    methods = _methods(docs)
+    points = [(m, doc["task"]["name"], r["size"], r["fidelity"])
+              for doc in docs for m in methods
+              if (r := _result(doc, m)) and not r.get("error") and r.get("size")]
+    low = min([p[3] for p in points] + [0.9])
+    low = np.floor(low * 20) / 20  # the y axis starts at a multiple of 0.05
+    top_size = max([p[2] for p in points] + [10])
+    decades = max(1, int(np.ceil(np.log10(top_size))))
+    box = _Box(width, height)
+    ticks = [(frac, f"{low + frac * (1 - low):.2f}") for frac in (0, 0.25, 0.5, 0.75, 1)]
+    out = box.frame("fidelity to the oracle against program size (nodes, log scale)", ticks)
+    for d in range(decades + 1):
+        x = box.left + box.w * d / decades
+        out.append(f'<text x="{x:.1f}" y="{box.top + box.h + 16}" '
+                   f'text-anchor="middle">{10 ** d}</text>')
+    for method, task, size, fidelity in points:
+        x = box.left + box.w * np.log10(size) / decades
+        y = box.top + box.h * (1 - (fidelity - low) / (1 - low))
+        colour = _colour(methods.index(method))
+        out.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}" '
+                   f'fill-opacity="0.7"><title>{escape(method)}, {escape(task)}: size {size}, '
+                   f'fidelity {fidelity:.4f}</title></circle>')
+    return box.close(out, methods)
+
+
+def _colour(i: int) -> str:
+    return _COLOURS[i % len(_COLOURS)]
+
+
+class _Box:
+    """The plot area of an SVG chart: frame, horizontal grid, legend."""
+
+    left, bottom, top, right = 48, 40, 36, 12
+
+    def __init__(self, width: int, height: int) -> None:
+        self.width, self.height = width, height
+        self.w = width - self.left - self.right
+        self.h = height - self.top - self.bottom
+
+    def frame(self, title: str, ticks: list[tuple[float, str]]) -> list[str]:
+        """The opening of the SVG: title and grid lines at ``ticks`` (fraction of height, label)."""
+        from xml.sax.saxutils import escape
+        out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{self.width}" '
+               f'height="{self.height}" font-family="sans-serif" font-size="11">',
+               f'<text x="{self.left}" y="14">{escape(title)}</text>']
+        for frac, label in ticks:
+            y = self.top + self.h * (1 - frac)
+            out.append(f'<line x1="{self.left}" x2="{self.left + self.w}" y1="{y:.1f}" '
+                       f'y2="{y:.1f}" stroke="#ddd"/><text x="{self.left - 6}" '
+                       f'y="{y + 4:.1f}" text-anchor="end">{label}</text>')
+        return out
+
+    def close(self, out: list[str], methods: Sequence[str]) -> str:
+        """``out`` with a legend of ``methods`` and the closing tag."""
+        from xml.sax.saxutils import escape
+        step = min(110.0, (self.width - self.left) / max(len(methods), 1))
+        for m, method in enumerate(methods):
+            x = round(self.left + m * step, 1)
+            out.append(f'<rect x="{x}" y="{self.height - 14}" width="10" height="10" '
+                       f'fill="{_colour(m)}"/><text x="{x + 14}" '
+                       f'y="{self.height - 5}">{escape(method)}</text>')
+        out.append("</svg>")
+        return "\n".join(out) + "\n"
 
 
 def load_results(path: str | Path) -> list[dict]:

@@ -21,8 +21,8 @@ network did not train on, ``exact`` meaning at least 99.5% there.
 Results go to ``out/``: one JSON file per finished task under ``tasks/``
 (a rerun skips tasks whose file holds a result of the same configuration),
 and after every task ``results.json``, ``results.csv`` (one row per task and
-method), ``table.md`` and ``recovery.svg`` (exact recovery by atoms, per
-method), all written atomically.
+method), ``table.md``, ``recovery.svg`` (exact recovery by atoms, per
+method) and ``fidelity.svg`` (fidelity against size), all written atomically.
 """
 from __future__ import annotations
 
@@ -211,7 +211,7 @@ def run_benchmark(tasks: Sequence[Task], config: BenchConfig, out: str | os.Path
     """Run ``tasks`` (skipping those already done in ``out``); return one document per
     task, in the order of ``tasks``."""
     from benchmarks.executors import SerialExecutor
-    from benchmarks.report import markdown_table, recovery_svg
+    from benchmarks.report import fidelity_svg, markdown_table, recovery_svg
     from synth.results import write_json_atomic
 
     out = Path(out)
@@ -236,6 +236,7 @@ def run_benchmark(tasks: Sequence[Task], config: BenchConfig, out: str | os.Path
         write_text_atomic(out / "results.csv", to_csv(docs))
         write_text_atomic(out / "table.md", markdown_table(docs, config.fingerprint()))
         write_text_atomic(out / "recovery.svg", recovery_svg(docs))
+        write_text_atomic(out / "fidelity.svg", fidelity_svg(docs))
 
     try:
         for job, doc in executor.map(run_job, todo):

@@ -307,8 +307,8 @@ def run_train(args) -> int:
 
     domain = parse_domain(args.domain)
     hidden = load_hidden(args.program, domain.names)  # ValueError: a clear message
-    settings = TrainSettings(arch=args.arch, seed=args.seed,
-                             epochs=DEFAULT_EPOCHS[args.arch] if args.epochs is None else args.epochs,
+    epochs = DEFAULT_EPOCHS[args.arch] if args.epochs is None else args.epochs
+    settings = TrainSettings(arch=args.arch, seed=args.seed, epochs=epochs,
                              hidden=parse_widths(args.hidden), lr=args.lr)
     labels = hidden.evaluate(domain.all_inputs())
     print(f"hidden program over {domain}: {hidden.source} ({labels.mean():.1%} positive)")

@@ -237,6 +237,28 @@ def test_small_suite_runs_end_to_end_from_networks(tmp_path):
     assert len(list((tmp_path / "cache" / "networks").glob("*.pt"))) == 3
 
 
+def test_fidelity_chart_has_a_point_per_task_and_method_at_its_size():
+    from xml.etree import ElementTree
+
+    from benchmarks.report import fidelity_svg
+
+    def doc(name, *results):
+        return {"task": {"name": name, "atoms": 1}, "results": list(results)}
+
+    docs = [doc("a", {"method": "synth", "size": 3, "fidelity": 1.0},
+                {"method": "tree-xy", "size": 300, "fidelity": 0.95}),
+            doc("b", {"method": "synth", "size": 10, "fidelity": 0.97},
+                {"method": "tree-xy", "error": "failed"})]
+    svg = ElementTree.fromstring(fidelity_svg(docs, width=412, height=320))
+    circles = svg.findall("{http://www.w3.org/2000/svg}circle")
+    titles = [c.find("{http://www.w3.org/2000/svg}title").text for c in circles]
+    assert titles == ["synth, a: size 3, fidelity 1.0000", "tree-xy, a: size 300, fidelity 0.9500",
+                      "synth, b: size 10, fidelity 0.9700"]
+    # log-scaled sizes over three decades on a 352-pixel-wide plot starting at x = 48
+    assert float(circles[2].get("cx")) == pytest.approx(48 + 352 / 3, abs=0.05)
+    assert float(circles[0].get("cy")) == pytest.approx(36)  # fidelity 1 at the top
+
+
 def test_network_training_half_is_independent_of_the_engines_held_out_rows():
     from benchmarks.peers import split_rows
     from benchmarks.train_cli import train_split

@@ -53,7 +53,7 @@ class ThresholdIndex:
         self.distinct: list[np.ndarray] = []
         self.inverse = np.empty(values.shape, dtype=np.int32)
         for f in range(self.n_features):
-            u, inv = np.unique(values[f], return_inverse=True)
+            u, inv = distinct_values(values[f])
             self.distinct.append(u)
             self.inverse[f] = inv
         self.counts = np.array([len(u) for u in self.distinct], dtype=np.int64)
@@ -125,6 +125,22 @@ class ThresholdIndex:
         hi = u[split.hi] if split.hi < len(u) - 1 else np.inf
         inside = (values >= lo) & (values <= hi)
         return ~inside if split.kind == OUT else inside
+
+
+def distinct_values(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_inverse=True)``; by counting, not sorting, when the
+    values are integers of a range at most a few times their number (most features
+    over integer inputs: ``x * y``, ``x % 7``), several times faster."""
+    if len(values) == 0:
+        return np.unique(values, return_inverse=True)
+    lo, hi = values.min(), values.max()
+    if hi - lo <= 4 * len(values) and np.array_equal(values, np.floor(values)):
+        offset = (values - lo).astype(np.int64)
+        present = np.zeros(int(hi - lo) + 1, dtype=bool)
+        present[offset] = True
+        rank = np.cumsum(present) - 1
+        return np.flatnonzero(present) + lo, rank[offset]
+    return np.unique(values, return_inverse=True)
 
 
 def _table(codes: np.ndarray, counts: np.ndarray, z: np.ndarray, w: np.ndarray, bands: bool):

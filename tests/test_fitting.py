@@ -14,7 +14,7 @@ from synth.atom_fitter import AtomFitter, LinePool
 from synth.atoms import atom_program
 from synth.linear import fit_linear_atoms, line_program, simple_ratios
 from synth.numbers import round_significant, simplest_in
-from synth.thresholds import ThresholdIndex, best_threshold, best_thresholds
+from synth.thresholds import ThresholdIndex, best_threshold, best_thresholds, distinct_values
 
 
 def brute_force_best(values: np.ndarray, z: np.ndarray, w: np.ndarray) -> float:
@@ -60,6 +60,18 @@ def test_atom_programs_hold_exactly_where_the_split_does(seed):
     for split in index.best(z, np.ones(50), top=1):
         program = atom_program(Var("x", INT), split, index.distinct[0])
         assert np.array_equal(program.evaluate({"x": raw}), index.truth(split, values))
+
+
+@given(st.lists(st.integers(-50, 50), min_size=1, max_size=60),
+       st.sampled_from([1.0, 0.5, 1000.0]), st.booleans())
+def test_distinct_values_agree_with_numpy_unique(ints, scale, spread):
+    """Counting (small integer ranges) and sorting (the rest) give np.unique's answer."""
+    values = np.asarray(ints, dtype=np.float64) * scale
+    if spread:
+        values[0] = 1e9  # a range far beyond the row count: the sorting path
+    u, inverse = distinct_values(values)
+    expected_u, expected_inverse = np.unique(values, return_inverse=True)
+    assert np.array_equal(u, expected_u) and np.array_equal(inverse, expected_inverse)
 
 
 def test_best_threshold_matches_brute_force_for_one_sided_cuts():

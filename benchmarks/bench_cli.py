@@ -17,6 +17,7 @@ rerunning with the same settings skips the tasks already finished there.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -85,6 +86,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-size", type=int, default=ImageBenchSettings.max_size,
                         help="image tasks: largest program (nodes)")
     parser.add_argument("--out", help="results folder (default bench/<suite>-<source>)")
+    parser.add_argument("--markdown", metavar="FILE",
+                        help="also write the tables into FILE (e.g. BENCHMARKS.md) between "
+                             "the markers <!-- bench:NAME --> and <!-- /bench:NAME -->, NAME "
+                             "the --out folder's name; appended when FILE has none")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(run=run_bench)
 
@@ -142,7 +147,7 @@ def image_settings(args):
 
 def run_bench(args) -> int:
     from benchmarks.executors import make_executor
-    from benchmarks.report import markdown_table
+    from benchmarks.report import markdown_table, write_section
     from benchmarks.runner import BenchConfig, run_benchmark
     from benchmarks.train_cli import DEFAULT_EPOCHS, TrainSettings, parse_widths
 
@@ -167,7 +172,12 @@ def run_bench(args) -> int:
         docs = run_benchmark(tasks, config, out, executor=executor, progress=not args.quiet)
     finally:
         executor.close()
-    print(markdown_table(docs, config.fingerprint()))
+    table = markdown_table(docs, config.fingerprint())
+    print(table)
+    if args.markdown:
+        command = shlex.join(getattr(args, "argv", sys.argv[1:]))
+        write_section(args.markdown, out.name, f"`synth {command}`\n\n{table}")
+        print(f"wrote section {out.name!r} of {args.markdown}", file=sys.stderr)
     failed = [d["key"] for d in docs if "error" in d]
     print(f"wrote {out / 'results.json'}, {out / 'results.csv'}, {out / 'table.md'}, "
           f"{out / 'recovery.svg'}, {out / 'fidelity.svg'}", file=sys.stderr)

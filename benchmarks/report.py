@@ -249,6 +249,29 @@ class _Box:
         return "\n".join(out) + "\n"
 
 
+def write_section(path: str | Path, key: str, text: str) -> None:
+    """Put ``text`` into the markdown file ``path`` between the markers
+    ``<!-- bench:KEY -->`` and ``<!-- /bench:KEY -->``: in place of what they held,
+    or appended as a new section; the rest of the file is left as it was (atomic)."""
+    from benchmarks.runner import write_text_atomic
+
+    if not key or any(c in key for c in "<>\n"):
+        raise ValueError(f"a section key must be non-empty text without '<', '>' or "
+                         f"newlines, got {key!r}")
+    path = Path(path)
+    begin, end = f"<!-- bench:{key} -->", f"<!-- /bench:{key} -->"
+    old = path.read_text() if path.exists() else ""
+    block = f"{begin}\n{text.strip()}\n{end}"
+    if begin in old:
+        if old.count(begin) != 1 or old.count(end) != 1 or old.index(end) < old.index(begin):
+            raise ValueError(f"{path}: the markers of section {key!r} are not one well-formed "
+                             f"pair; fix the file by hand")
+        new = old[:old.index(begin)] + block + old[old.index(end) + len(end):]
+    else:
+        new = old.rstrip("\n") + ("\n\n" if old.strip() else "") + block + "\n"
+    write_text_atomic(path, new)
+
+
 def load_results(path: str | Path) -> list[dict]:
     """The task documents of a ``results.json`` (or of the folder holding it)."""
     path = Path(path)

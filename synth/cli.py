@@ -19,6 +19,7 @@ from synth.user_code import import_user_file
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # the command, for records
     if not hasattr(args, "run"):
         parser.print_help()
         return 2

@@ -237,6 +237,22 @@ def test_small_suite_runs_end_to_end_from_networks(tmp_path):
     assert len(list((tmp_path / "cache" / "networks").glob("*.pt"))) == 3
 
 
+def test_markdown_sections_are_replaced_in_place_or_appended(tmp_path):
+    from benchmarks.report import write_section
+
+    page = tmp_path / "BENCHMARKS.md"
+    page.write_text("# Benchmarks\n\nintro\n\n<!-- bench:grid -->\nold\n<!-- /bench:grid -->\n\n"
+                    "## later\ntext\n")
+    write_section(page, "grid", "| new | table |")
+    write_section(page, "casper", "second")
+    assert page.read_text() == ("# Benchmarks\n\nintro\n\n<!-- bench:grid -->\n| new | table |\n"
+                                "<!-- /bench:grid -->\n\n## later\ntext\n\n"
+                                "<!-- bench:casper -->\nsecond\n<!-- /bench:casper -->\n")
+    page.write_text("<!-- /bench:grid -->\n<!-- bench:grid -->\n")
+    with pytest.raises(ValueError, match="not one well-formed pair"):
+        write_section(page, "grid", "x")
+
+
 def test_fidelity_chart_has_a_point_per_task_and_method_at_its_size():
     from xml.etree import ElementTree
 
@@ -336,6 +352,13 @@ def test_bench_command_writes_results_and_a_table(tmp_path, capsys):
     assert rc == 0
     assert "| p01 |" in out and "`x > 5`" in out
     assert (tmp_path / "results.csv").exists() and (tmp_path / "table.md").exists()
+    page = tmp_path / "page.md"
+    rc = main(["bench", "--program", "x > 5", "--domain", "grid:15x15", "--time-limit", "10",
+               "--max-feature-size", "2", "--max-atoms", "1", "--out", str(tmp_path / "one"),
+               "--quiet", "--markdown", str(page)])
+    text = page.read_text()
+    assert rc == 0 and text.startswith("<!-- bench:one -->\n`synth bench --program 'x > 5' ")
+    assert "| p01 |" in text and text.endswith("<!-- /bench:one -->\n")
     rc = main(["bench", "--suite", "grids", "--out", str(tmp_path)])
     assert rc == 1 and "unknown suite 'grids'" in capsys.readouterr().err
 

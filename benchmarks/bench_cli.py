@@ -123,7 +123,9 @@ def select_peers(text: str, tasks) -> tuple[str, ...]:
     from benchmarks.peers import PEERS
 
     kinds = {t.on_images for t in tasks}
-    known = (IMAGE_PEERS if True in kinds else ()) + (PEERS if False in kinds else ())
+    # one of each: grid and image peers share names (tree-features, gplearn)
+    known = tuple(dict.fromkeys((IMAGE_PEERS if True in kinds else ())
+                                + (PEERS if False in kinds else ())))
     if text.strip() == "all":
         return known
     peers = tuple(p.strip() for p in text.split(",") if p.strip())

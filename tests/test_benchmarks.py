@@ -107,6 +107,15 @@ def test_engine_suite_is_exactly_issue_2():
     assert SUITES["engine"] is ENGINE
 
 
+def test_all_peers_of_a_mixed_run_are_each_named_once():
+    from benchmarks.bench_cli import select_peers
+    from benchmarks.images_suite import IMAGE_PEERS
+    from benchmarks.peers import PEERS
+
+    peers = select_peers("all", list(get_suite("casper")))
+    assert len(peers) == len(set(peers)) and set(peers) == set(PEERS) | set(IMAGE_PEERS)
+
+
 def test_casper_suite_holds_the_two_challenges_with_secret_programs():
     tasks = get_suite("casper")
     assert [t.domain for t in tasks] == ["casper-transformer", "casper-mnist"]

@@ -123,7 +123,9 @@ def peers_table(docs: Sequence[dict]) -> str:
     body = []
     for doc in docs:
         for m in methods:
-            r = _result(doc, m) or {"error": "not run"}
+            r = _result(doc, m)
+            if r is None:  # not a peer of this task's kind (grid or image)
+                continue
             if r.get("error"):
                 body.append([doc["task"]["name"], m, "-", "-", "-", "-", "-", "-", "-",
                              f"error: {_code(r['error'])}"])

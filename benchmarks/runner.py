@@ -184,6 +184,8 @@ def _run_engine(env, labels, truth, config: BenchConfig) -> dict:
             "cpu_seconds": cpu, "load": _load(), "programs_evaluated": stats.programs_evaluated,
             "programs_per_second": stats.programs_per_second,
             "max_feature_size": stats.max_feature_size, "interrupted": stats.interrupted,
+            "front": [[c.size, c.fidelity, c.holdout_fidelity, str(c.program)]
+                      for c in synth.result_.pareto],
             "error": None}
 
 

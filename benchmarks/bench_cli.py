@@ -151,6 +151,7 @@ def run_bench(args) -> int:
     from benchmarks.executors import make_executor
     from benchmarks.report import markdown_table, write_section
     from benchmarks.runner import BenchConfig, run_benchmark
+    from benchmarks.suites import CASPER_DOMAINS
     from benchmarks.train_cli import DEFAULT_EPOCHS, TrainSettings, parse_widths
 
     tasks, suite = select_tasks(args)
@@ -160,7 +161,7 @@ def run_bench(args) -> int:
         options["max_atoms"] = args.max_atoms
     if args.max_feature_size is not None:
         options["max_feature_size"] = args.max_feature_size
-    networks = images or suite == "casper"
+    networks = images or any(t.domain in CASPER_DOMAINS for t in tasks)  # the challenges
     source = args.source or ("network" if networks else "labels")
     train = TrainSettings(arch=args.arch, seed=args.seed, hidden=parse_widths(args.hidden),
                           epochs=DEFAULT_EPOCHS[args.arch] if args.epochs is None

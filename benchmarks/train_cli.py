@@ -41,7 +41,9 @@ from dsl.domains import GridDomain, parse_domain
 
 ARCHES = ("mlp", "casper-transformer")
 
-#: Default epochs per architecture (the transformer's recipe trains far longer).
+#: Default epochs per architecture (the transformer's: the replica's recipe,
+#: ``oracles.transformer_training.DEFAULT_EPOCHS``, not imported here to keep torch
+#: out of start-up; a test keeps the two equal).
 DEFAULT_EPOCHS = {"mlp": 400, "casper-transformer": 1000}
 
 

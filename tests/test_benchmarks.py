@@ -202,6 +202,13 @@ def test_train_command_trains_the_challenge_transformer_on_a_square_grid(tmp_pat
     assert np.mean(labels == (env["x"] > env["y"])) > 0.9
 
 
+def test_grid_transformers_train_as_long_as_the_challenge_replica():
+    from benchmarks.train_cli import DEFAULT_EPOCHS
+    from oracles.transformer_training import DEFAULT_EPOCHS as REPLICA_EPOCHS
+
+    assert DEFAULT_EPOCHS["casper-transformer"] == REPLICA_EPOCHS
+
+
 def test_the_transformer_needs_a_square_grid(tmp_path, capsys):
     rc = main(["train", "--domain", "grid:10x12", "--program", "x < 3",
                "--arch", "casper-transformer", "--out", str(tmp_path / "t.pt")])

@@ -469,6 +469,7 @@ class ActiveSettings:
     budget: int = QUERY_BUDGET
     rounds: int = 60
     patience: int = 2
+    escalation: float = 2.0  # a refit cut short makes the next one this many times longer
     seed: int = 0
 
 
@@ -488,6 +489,7 @@ def run_task(task: ScaledTask, settings: ActiveSettings = ActiveSettings(),
     active = ActiveSynthesizer(base, initial=settings.initial, batch=settings.batch,
                                budget=settings.budget, rounds=settings.rounds,
                                patience=settings.patience, seed=settings.seed,
+                               escalation=settings.escalation,
                                time_limit=settings.task_time, clock="cpu", verbose=verbose)
     cpu, wall = time.process_time(), time.perf_counter()
     active.fit(domain, oracle)  # sees only the oracle's answers
@@ -517,40 +519,64 @@ def _load() -> float | None:
         return None
 
 
+def _run_recorded(job: tuple[str, ActiveSettings, bool]) -> dict:
+    """Run one task by name and record it; a task that breaks is recorded too, so
+    the others run (module level, so a process pool can call it)."""
+    name, settings, verbose = job
+    task = scaled_suite([name])[0]
+    load = _load()
+    try:
+        result = run_task(task, settings, verbose)
+    except Exception as error:
+        result = {"task": task.name, "original": task.original.program,
+                  "hidden": task.program, "atoms": task.original.atoms, "exact": False,
+                  "error": f"{type(error).__name__}: {error}",
+                  "traceback": traceback.format_exc(), "settings": settings.__dict__}
+    result["load_before"], result["load_after"] = load, _load()
+    return result
+
+
 def run_suite(out: str | os.PathLike, names: Sequence[str] | None = None,
               settings: ActiveSettings = ActiveSettings(), verbose: bool = False,
-              log=print) -> list[dict]:
-    """Run (or resume) the scaled suite into ``out``; returns every task's result."""
+              log=print, workers: int = 1) -> list[dict]:
+    """Run (or resume) the scaled suite into ``out`` on ``workers`` processes; returns
+    every task's result, in the suite's order whatever order they finish in."""
+    from benchmarks.executors import make_executor
     from synth.results import write_json_atomic
 
     out = Path(out)
-    results = []
-    for task in scaled_suite(names):
+    tasks = scaled_suite(names)
+    results: dict[str, dict] = {}
+    todo = []
+    for task in tasks:
         path = out / "tasks" / f"{task.name}.json"
         if path.exists():
             done = json.loads(path.read_text())
             if done.get("settings") == settings.__dict__:
-                results.append(done)
+                results[task.name] = done
                 log(f"{task.name}: done before ({'exact' if done.get('exact') else 'not exact'})")
                 continue
-        load = _load()
-        try:
-            result = run_task(task, settings, verbose)
-        except Exception as error:  # a task that breaks is recorded, the others run
-            result = {"task": task.name, "original": task.original.program,
-                      "hidden": task.program, "atoms": task.original.atoms, "exact": False,
-                      "error": f"{type(error).__name__}: {error}",
-                      "traceback": traceback.format_exc(), "settings": settings.__dict__}
-        result["load_before"], result["load_after"] = load, _load()
-        write_json_atomic(path, result)
-        results.append(result)
-        log(f"{task.name}: {'exact' if result.get('exact') else 'NOT exact'}"
-            f" ({result.get('wrong_points', '?')} wrong), {result.get('queries', 0):,} queries, "
-            f"{result.get('cpu_seconds', 0):.1f} CPU-s, {result.get('wall_seconds', 0):.1f} s; "
-            f"{result.get('program', result.get('error'))}")
-        write_summary(out, results, settings)
-    write_summary(out, results, settings)
-    return results
+        todo.append((task.name, settings, verbose))
+    # longest first, so a pool is not left waiting on a hard task started last:
+    # programs with more atoms take longer (the submission order changes no result)
+    atoms = {t.name: t.original.atoms for t in tasks}
+    todo.sort(key=lambda job: -atoms[job[0]])
+    executor = make_executor(workers)
+    try:
+        for (name, _, _), result in executor.map(_run_recorded, todo):
+            write_json_atomic(out / "tasks" / f"{name}.json", result)
+            results[name] = result
+            log(f"{name}: {'exact' if result.get('exact') else 'NOT exact'}"
+                f" ({result.get('wrong_points', '?')} wrong), {result.get('queries', 0):,} "
+                f"queries, {result.get('cpu_seconds', 0):.1f} CPU-s, "
+                f"{result.get('wall_seconds', 0):.1f} s; "
+                f"{result.get('program', result.get('error'))}")
+            write_summary(out, [results[t.name] for t in tasks if t.name in results], settings)
+    finally:
+        executor.close()
+    ordered = [results[t.name] for t in tasks]
+    write_summary(out, ordered, settings)
+    return ordered
 
 
 def summarize(results: Sequence[dict]) -> dict:
@@ -617,7 +643,12 @@ def add_options(parser: argparse.ArgumentParser) -> None:
                         help=f"most queries per task (default {d.budget:,} = 2%%)")
     parser.add_argument("--rounds", type=int, default=d.rounds)
     parser.add_argument("--patience", type=int, default=d.patience)
+    parser.add_argument("--escalation", type=float, default=d.escalation,
+                        help="a refit cut short makes the next one this many times longer "
+                             f"(default {d.escalation:g})")
     parser.add_argument("--seed", type=int, default=d.seed)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="tasks run at once, one process each (default 1)")
     parser.add_argument("--verbose", action="store_true", help="log every round")
 
 
@@ -637,8 +668,13 @@ def run(args) -> int:
     settings = ActiveSettings(time_limit=args.time_limit, task_time=args.task_time,
                               max_feature_size=args.max_feature_size, initial=args.initial,
                               batch=args.batch, budget=args.query_budget, rounds=args.rounds,
-                              patience=args.patience, seed=args.seed)
-    results = run_suite(args.out, args.task, settings, args.verbose)
+                              patience=args.patience, escalation=args.escalation,
+                              seed=args.seed)
+    try:
+        results = run_suite(args.out, args.task, settings, args.verbose, workers=args.workers)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(table(results))
     return 0
 

@@ -15,7 +15,10 @@ the points where the current hypotheses could still be wrong:
   decides too, has a label no answer so far implies.  A threshold one column
   off next to a residue atom (``x > 178 and (x + y) % 3 == 0``) is wrong on
   a few hundred of a million points, which uniform or boundary samples
-  rarely hit; these points find it;
+  rarely hit; these points find it.  A coefficient inside an atom
+  (``y ** 2 < 722 * x`` for ``722.49``) is bounded likewise, jointly with the
+  threshold, by the vertices of its version space
+  (:mod:`synth.version_space`);
 * **disagreement** -- unqueried points on which the best program and the
   other leading candidates of the Pareto front (top-k by penalised fidelity)
   give different labels;
@@ -52,9 +55,14 @@ import numpy as np
 
 from dsl.domains import GridDomain
 from dsl.primitives import ORDERED
-from dsl.program import Apply, Const, Program, const, substitute
+from dsl.program import Apply, Const, Program
 from synth.pareto import pareto_front, pick_best
 from synth.results import Candidate, SearchResult
+from synth.version_space import coefficient_rivals, is_comparison, pivotal, polish
+
+
+MAX_ESCALATION = 8.0  # a refit gets at most this many times the base's time limit
+WHOLE_DOMAIN = 4_000_000  # undetermined points are looked for everywhere up to this size
 
 
 @dataclass
@@ -89,7 +97,9 @@ class ActiveSynthesizer:
     top_k: leading Pareto candidates (by penalised fidelity) compared for
         disagreement.
     pool: unqueried points candidates are evaluated on per round (the whole
-        rest of the domain when it holds no more than this).
+        rest of the domain when it holds no more than this); undetermined
+        points are looked for among all unqueried points of a domain of up to
+        ``WHOLE_DOMAIN`` points.
     shares: parts of a batch given to (undetermined, disagreement, boundary,
         exploration) points; a share left unused passes to the next kind.
     patience: stop once the best program predicted this many consecutive
@@ -97,6 +107,13 @@ class ActiveSynthesizer:
     holdout: holdout fraction for the refits (``None`` keeps the base's); by
         default 0, since every query is precious and the disagreement and
         boundary queries check the program better than held-out random rows.
+    escalation: a refit that spends its whole time limit without finding a
+        program that explains every label queried makes the next refit's limit
+        this many times longer (1: every refit gets the base's limit), up to
+        ``MAX_ESCALATION`` times the base's limit.  Short refits are enough while
+        the sample is small or the program easy; a program the search cannot
+        find in the base's limit gets more time instead of many refits that are
+        each cut short.
     time_limit: seconds for the whole active search (``None``: no limit): no round
         starts after it, and a refit gets at most what is left (but at least a
         fifth of the base's own limit), so it overruns by little.
@@ -108,7 +125,7 @@ class ActiveSynthesizer:
                  rounds: int = 20, top_k: int = 6, pool: int = 200_000,
                  shares: tuple[float, ...] = (0.5, 0.2, 0.225, 0.075),
                  patience: int | None = 2, holdout: float | None = 0.0, seed: int = 0,
-                 time_limit: float | None = None, clock: str = "wall",
+                 escalation: float = 2.0, time_limit: float | None = None, clock: str = "wall",
                  verbose: bool = False) -> None:
         self.base = base
         self.initial = initial
@@ -121,6 +138,7 @@ class ActiveSynthesizer:
         self.patience = patience
         self.holdout = holdout
         self.seed = seed
+        self.escalation = escalation
         self.time_limit = time_limit
         self.clock = clock
         self.verbose = verbose
@@ -130,6 +148,8 @@ class ActiveSynthesizer:
         """Query ``oracle`` on points of ``domain`` and search for its program."""
         if self.budget < 1 or self.initial < 1 or self.batch < 1:
             raise ValueError("initial, batch and budget must be positive")
+        if not self.escalation >= 1:
+            raise ValueError(f"escalation must be at least 1, got {self.escalation}")
         from synth.search import CLOCKS
         if self.clock not in CLOCKS:
             raise ValueError(f"clock must be one of {sorted(CLOCKS)}, got {self.clock!r}")
@@ -144,6 +164,7 @@ class ActiveSynthesizer:
         self.labels_ = _ask(oracle, domain, self.queried_)
         self.history_: list[Round] = []
         self.hall_: dict[str, object] = {}  # python source -> program, from every front
+        self._refit_limit = None  # the next refit's limit; None: the base's
         self._refit()
         stable = 0
         self.stopped_ = "budget"
@@ -222,7 +243,8 @@ class ActiveSynthesizer:
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in ("base", "initial", "batch", "budget", "rounds",
                                               "top_k", "pool", "shares", "patience",
-                                              "holdout", "seed", "time_limit", "clock")}
+                                              "holdout", "seed", "escalation", "time_limit",
+                                              "clock")}
 
     # -- rounds --------------------------------------------------------------
     def _refit(self) -> None:
@@ -231,9 +253,11 @@ class ActiveSynthesizer:
             time_limit=10.0)
         if self.holdout is not None:
             synthesizer.holdout = self.holdout
+        base_limit = synthesizer.time_limit
+        limit = self._refit_limit or base_limit
         if self.time_limit is not None:
-            limit = synthesizer.time_limit
-            synthesizer.time_limit = min(limit, max(self._left(), 0.2 * limit))
+            limit = min(limit, max(self._left(), 0.2 * base_limit))
+        synthesizer.time_limit = limit
         # a new seed each round: other signature samples, other near-ties broken
         # otherwise, so the hall of fame gathers more diverse rivals
         synthesizer.seed = int(getattr(synthesizer, "seed", 0)) + len(self.history_)
@@ -243,6 +267,27 @@ class ActiveSynthesizer:
         for c in synthesizer.result_.pareto:
             self.hall_.setdefault(c.python, c.program)
         self._rescore()
+        self._polish()
+        if self.best_.fidelity < 1.0 and synthesizer.result_.stats.seconds >= 0.85 * limit:
+            grown = max(limit, self._refit_limit or base_limit) * self.escalation
+            self._refit_limit = min(grown, MAX_ESCALATION * base_limit)
+
+    def _polish(self) -> None:
+        """Add to the hall of fame the leading candidates with their coefficients
+        moved to the simplest values that fit every label where their atoms
+        decide (:func:`~synth.version_space.polish`): a search fits a line's
+        ratio to a few digits, the labels of a million-point grid can ask for
+        five."""
+        env = points(self.domain_, self.queried_)
+        added = False
+        for leader in self._leaders():
+            if leader.fidelity < 1.0:
+                polished = polish(leader.program, env, self.labels_)
+                if polished != leader.program:
+                    key = Candidate.of(polished, self.domain_.names, 0.0, None).python
+                    added |= self.hall_.setdefault(key, polished) is polished
+        if added:
+            self._rescore()
 
     def _rescore(self) -> None:
         """Score every program any search has put on a front (the hall of fame) on
@@ -291,8 +336,14 @@ class ActiveSynthesizer:
             preds = np.stack([np.asarray(c.program.evaluate(env), dtype=bool)
                               for c in leaders])
         best = preds[0]
-        undetermined = _undetermined(self.best_.program, env,
-                                     points(domain, self.queried_), rng)
+        # few points are undetermined, and a pool would miss most of them: they are
+        # looked for among all unqueried points while the domain is small enough
+        everywhere = domain.size <= WHOLE_DOMAIN
+        unqueried = np.setdiff1d(np.arange(domain.size), self.queried_, assume_unique=True) \
+            if everywhere else pool
+        undetermined = unqueried[_undetermined(
+            self.best_.program, points(domain, unqueried) if everywhere else env,
+            points(domain, self.queried_), self.labels_, rng)]
         # disagreement with rivals that explain the labels (nearly) as well as the
         # best: a rival refuted by k more queried labels counts exp(-k/2)
         n = len(self.labels_)
@@ -306,19 +357,19 @@ class ActiveSynthesizer:
         # disagreement points, most disputed first, ties in random order
         dis = np.flatnonzero(score > 0)
         dis = dis[np.lexsort((rng.random(len(dis)), -score[dis]))]
-        ranked = (undetermined, dis, rng.permutation(np.flatnonzero(boundary)),
-                  rng.permutation(len(pool)))
-        taken = np.zeros(len(pool), dtype=bool)
+        ranked = (undetermined, pool[dis], pool[rng.permutation(np.flatnonzero(boundary))],
+                  pool[rng.permutation(len(pool))])
+        chosen = np.zeros(0, dtype=np.int64)
         counts, quota = [], 0
         for share, order in zip(self.shares, ranked):
             quota += int(round(share * size))
-            fresh = order[~taken[order]]
-            fresh = fresh[: max(0, min(quota, size - int(taken.sum())))]
-            taken[fresh] = True
+            fresh = order[~np.isin(order, chosen)]
+            fresh = fresh[: max(0, min(quota, size - len(chosen)))]
+            chosen = np.concatenate([chosen, fresh])
             counts.append(len(fresh))
             quota -= len(fresh)
         kinds = dict(zip(("undetermined", "disagreement", "boundary", "random"), counts))
-        return np.sort(pool[taken]), kinds, n_dis, n_bound
+        return np.sort(chosen), kinds, n_dis, n_bound
 
     def _log(self, message: str) -> None:
         if self.verbose:
@@ -354,21 +405,29 @@ def sample_flat(domain: GridDomain, n: int, rng, exclude: np.ndarray | None = No
 
 
 def _undetermined(program: Program, pool_env: Mapping[str, np.ndarray],
-                  queried_env: Mapping[str, np.ndarray], rng) -> np.ndarray:
-    """Pool indices where a threshold of ``program`` is not pinned down by the
-    queried points, round-robin over its thresholds, each in random order.
+                  queried_env: Mapping[str, np.ndarray], labels: np.ndarray,
+                  rng) -> np.ndarray:
+    """Pool indices where a threshold or a coefficient of ``program`` is not
+    pinned down by the queried points, round-robin over them, each in random
+    order.
 
     For an atom ``f op c`` (a feature against a constant) only the points where
     the atom is pivotal -- the program with the atom set True and set False
     disagree -- say anything about ``c``; the queried pivotal points on either
     side of it bound the true threshold to the open interval between their
     nearest ``f`` values, and a pivotal pool point inside that interval has a
-    label the answers so far do not imply."""
+    label the answers so far do not imply.  Coefficients inside an atom are
+    bounded the same way, by the extreme rivals of their version space
+    (:func:`~synth.version_space.coefficient_rivals`)."""
     per_atom = []
     with np.errstate(all="ignore"):
-        for atom in {a for a in program.walk() if _is_threshold(a)}:
+        for atom in {a for a in program.walk() if is_comparison(a)}:
+            per_atom += [rng.permutation(found) for found in
+                         coefficient_rivals(program, atom, queried_env, labels, pool_env)]
+            if not _is_threshold(atom):
+                continue
             feature, rising = _threshold_parts(atom)
-            on_queried = _pivotal(program, atom, queried_env)
+            on_queried = pivotal(program, atom, queried_env)
             f_queried = np.asarray(feature.evaluate(queried_env), float)[on_queried]
             truth = np.asarray(atom.evaluate(queried_env), dtype=bool)[on_queried]
             below, above = (f_queried[~truth], f_queried[truth]) if rising else \
@@ -380,7 +439,7 @@ def _undetermined(program: Program, pool_env: Mapping[str, np.ndarray],
             if len(inside) == 0:
                 continue
             sub = {k: v[inside] for k, v in pool_env.items()}
-            per_atom.append(rng.permutation(inside[_pivotal(program, atom, sub)]))
+            per_atom.append(rng.permutation(inside[pivotal(program, atom, sub)]))
     if not per_atom:
         return np.zeros(0, dtype=np.int64)
     longest = max(len(p) for p in per_atom)
@@ -401,13 +460,6 @@ def _threshold_parts(atom: Apply) -> tuple[Program, bool]:
     """The compared feature, and whether the atom holds above the constant."""
     const_left = isinstance(atom.args[0], Const)
     return atom.args[1 if const_left else 0], (atom.primitive.name in ("gt", "ge")) != const_left
-
-
-def _pivotal(program: Program, atom: Program, env: Mapping[str, np.ndarray]) -> np.ndarray:
-    """Rows where the program's answer follows ``atom``'s truth."""
-    on = np.asarray(substitute(program, atom, const(True)).evaluate(env), dtype=bool)
-    off = np.asarray(substitute(program, atom, const(False)).evaluate(env), dtype=bool)
-    return on != off
 
 
 def _boundary_mask(program, domain: GridDomain, pool: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -454,6 +506,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--initial", type=int, default=256, help="first random sample")
     parser.add_argument("--batch", type=int, default=128, help="queries per round")
     parser.add_argument("--rounds", type=int, default=20, help="most rounds")
+    parser.add_argument("--escalation", type=float, default=2.0,
+                        help="a refit cut short by --time-limit makes the next one this many "
+                             "times longer (default 2; 1 keeps every refit at --time-limit)")
     add_search_options(parser, time_limit=10.0)
     parser.set_defaults(run=_run)
 
@@ -469,7 +524,7 @@ def _run(args) -> int:
     oracle = _oracle(args, domain)
     active = ActiveSynthesizer(base, initial=args.initial, batch=args.batch,
                                budget=args.query_budget, rounds=args.rounds, seed=args.seed,
-                               verbose=not args.quiet).fit(domain, oracle)
+                               escalation=args.escalation, verbose=not args.quiet).fit(domain, oracle)
     report(active.result_, None)
     print(f"\n{active.queries_:,} oracle queries ({active.queries_ / domain.size:.2%} of "
           f"{domain}) in {len(active.history_)} rounds, {active.seconds_:.1f} s; "

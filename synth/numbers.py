@@ -31,7 +31,7 @@ def simplest_in(lo: float, hi: float, *, lo_open: bool, hi_open: bool,
     if inside(0.0):
         return 0.0
     finite = hi if math.isinf(lo) else lo if math.isinf(hi) else max(abs(lo), abs(hi))
-    top = math.floor(math.log10(max(abs(finite), 1e-300))) + 1
+    top = math.floor(math.log10(abs(finite) or 1.0)) + 1  # (0, inf) has no other scale
     bottom = 0 if integer else -12
     for exponent in range(top, bottom - 1, -1):
         step = 10.0**exponent

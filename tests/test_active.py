@@ -132,11 +132,13 @@ def test_undetermined_points_are_where_a_pivotal_threshold_is_unpinned():
                "y": np.array([2, 1, 2, 2, 0, 0])}  # (x + y) % 3: 0, 0, 0, 0, 1, 2
     pool_x, pool_y = np.meshgrid(np.arange(300), np.arange(3), indexing="ij")
     pool = {"x": pool_x.ravel(), "y": pool_y.ravel()}
-    chosen = _undetermined(program, pool, queried, np.random.default_rng(0))
+    labels = program.evaluate(queried)
+    chosen = _undetermined(program, pool, queried, labels, np.random.default_rng(0))
     x, y = pool["x"][chosen], pool["y"][chosen]
     # pivotal queried points bound the threshold to (170, 190): x = 175, 176 are
     # not pivotal (the residue atom is False there) and bound nothing
     expected = {(a, b) for a in range(171, 190) for b in range(3) if (a + b) % 3 == 0}
     assert set(zip(x.tolist(), y.tolist())) == expected
     assert len(chosen) == len(set(chosen.tolist()))
+
 

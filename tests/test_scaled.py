@@ -84,8 +84,10 @@ def test_active_time_limit_stops_rounds():
 
 
 def test_two_easy_tasks_end_to_end(tmp_path):
+    """Two tasks on a pool of two processes, results in the suite's order."""
     settings = ActiveSettings(time_limit=5.0, task_time=20.0, initial=1000, batch=500)
-    results = run_suite(tmp_path, ["a1-cut", "a2-band"], settings, log=lambda _: None)
+    results = run_suite(tmp_path, ["a1-cut", "a2-band"], settings, log=lambda _: None,
+                        workers=2)
     assert [r["task"] for r in results] == ["a1-cut", "a2-band"]
     for r in results:
         assert r["exact"], r.get("program")

@@ -19,6 +19,11 @@ the points where the current hypotheses could still be wrong:
   (``y ** 2 < 722 * x`` for ``722.49``) is bounded likewise, jointly with the
   threshold, by the vertices of its version space
   (:mod:`synth.version_space`);
+* **around mistakes** -- unqueried points on the grid lines (axes and
+  diagonals, at distances 1, 2, 4, ...) through a queried point the best
+  program still gets wrong: a missed thin atom (``x != y``) is wrong on the
+  few of its points a random sample holds and nowhere else any query looks,
+  and a line through such a point runs along it if it is a line;
 * **disagreement** -- unqueried points on which the best program and the
   other leading candidates of the Pareto front (top-k by penalised fidelity)
   give different labels;
@@ -37,7 +42,7 @@ hall of fame) is just rescored on all labels, so a refit cut short by its time
 limit never loses a program that still explains everything.  It stops when
 the query budget is spent, after ``rounds`` rounds, or once the best program
 has predicted ``patience`` consecutive batches of such adversarial queries
-without a single mistake.  No point is queried twice, so ``queries_`` (the
+without a single mistake, with no undetermined point left unqueried.  No point is queried twice, so ``queries_`` (the
 oracle's own counter, read before and after) equals the number of labelled
 points.
 """
@@ -46,6 +51,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import itertools
 import sys
 import time
 from collections.abc import Mapping
@@ -63,6 +69,7 @@ from synth.version_space import coefficient_rivals, is_comparison, pivotal, poli
 
 MAX_ESCALATION = 8.0  # a refit gets at most this many times the base's time limit
 WHOLE_DOMAIN = 4_000_000  # undetermined points are looked for everywhere up to this size
+MISTAKES_EXPANDED = 4  # mistakes of the best program whose grid lines a round queries
 
 
 @dataclass
@@ -165,6 +172,7 @@ class ActiveSynthesizer:
         self.history_: list[Round] = []
         self.hall_: dict[str, object] = {}  # python source -> program, from every front
         self._refit_limit = None  # the next refit's limit; None: the base's
+        self._expanded: set[int] = set()  # mistakes whose lines were queried
         self._refit()
         stable = 0
         self.stopped_ = "budget"
@@ -177,7 +185,7 @@ class ActiveSynthesizer:
             if remaining <= 0:
                 self.stopped_ = "budget" if len(self.queried_) < domain.size else "domain"
                 break
-            chosen, kinds, n_dis, n_bound = self._choose(min(self.batch, remaining), rng)
+            chosen, kinds, n_dis, n_bound, n_open = self._choose(min(self.batch, remaining), rng)
             if len(chosen) == 0:
                 self.stopped_ = "domain"
                 break
@@ -188,7 +196,8 @@ class ActiveSynthesizer:
             self.queried_ = np.concatenate([self.queried_, chosen])[order]
             self.labels_ = np.concatenate([self.labels_, labels])[order]
             best_text = str(self.best_.program)
-            stable = stable + 1 if correct == 1.0 else 0
+            # converged only once no threshold or coefficient is left undetermined
+            stable = stable + 1 if correct == 1.0 and n_open == 0 else 0
             done = self.patience is not None and stable >= self.patience
             # a best program that predicted every new label still explains them all:
             # rescoring the hall of fame is enough, a new search is only for mistakes
@@ -325,9 +334,12 @@ class ActiveSynthesizer:
                   if p != self.best_.program]
         return [self.best_, *others[: max(0, self.top_k - 1)]]
 
-    def _choose(self, size: int, rng) -> tuple[np.ndarray, dict, int, int]:
-        """``size`` unqueried points: undetermined, disagreement, boundary, then random ones."""
+    def _choose(self, size: int, rng) -> tuple[np.ndarray, dict, int, int, int]:
+        """``size`` unqueried points: around mistakes, then undetermined, disagreement,
+        boundary and random ones; with the sizes of the disagreement and boundary
+        sets and how many undetermined points are left unqueried."""
         domain = self.domain_
+        around = self._around_mistakes(rng)[:size]
         pool = sample_flat(domain, min(self.pool, domain.size - len(self.queried_)), rng,
                            exclude=self.queried_)
         env = points(domain, pool)
@@ -359,17 +371,46 @@ class ActiveSynthesizer:
         dis = dis[np.lexsort((rng.random(len(dis)), -score[dis]))]
         ranked = (undetermined, pool[dis], pool[rng.permutation(np.flatnonzero(boundary))],
                   pool[rng.permutation(len(pool))])
-        chosen = np.zeros(0, dtype=np.int64)
-        counts, quota = [], 0
+        chosen, rest = around, size - len(around)
+        counts, quota = [len(around)], 0
         for share, order in zip(self.shares, ranked):
-            quota += int(round(share * size))
+            quota += int(round(share * rest))
             fresh = order[~np.isin(order, chosen)]
             fresh = fresh[: max(0, min(quota, size - len(chosen)))]
             chosen = np.concatenate([chosen, fresh])
             counts.append(len(fresh))
             quota -= len(fresh)
-        kinds = dict(zip(("undetermined", "disagreement", "boundary", "random"), counts))
-        return np.sort(chosen), kinds, n_dis, n_bound
+        kinds = dict(zip(("around_mistakes", "undetermined", "disagreement", "boundary",
+                          "random"), counts))
+        n_open = int((~np.isin(undetermined, chosen)).sum())
+        return np.sort(chosen), kinds, n_dis, n_bound, n_open
+
+    def _around_mistakes(self, rng) -> np.ndarray:
+        """Unqueried points on the grid lines (along each axis and both diagonals, at
+        distances 1, 2, 4, ...) through up to ``MISTAKES_EXPANDED`` queried points the
+        best program gets wrong, each mistake once.  A program that misses a thin
+        atom (``x != y``: a thousand of a million points) is wrong on the few of its
+        points a random sample holds, and nowhere any other query looks; the lines
+        through such a point run along the thin set if it is a line."""
+        pred = np.asarray(self.best_.program.evaluate(points(self.domain_, self.queried_)),
+                          dtype=bool)
+        wrong = self.queried_[pred != self.labels_.astype(bool)]
+        wrong = [int(w) for w in rng.permutation(wrong) if int(w) not in self._expanded]
+        shape = np.array(self.domain_.shape)
+        steps = 2 ** np.arange(int(np.log2(shape.max())) + 1)
+        out = []
+        for flat in wrong[:MISTAKES_EXPANDED]:
+            self._expanded.add(flat)
+            centre = np.array(np.unravel_index(flat, tuple(shape)))
+            for direction in _line_directions(len(shape)):
+                for sign in (1, -1):
+                    at = centre + sign * steps[:, None] * np.array(direction)
+                    at = at[np.all((at >= 0) & (at < shape), axis=1)]
+                    out.append(np.ravel_multi_index(tuple(at.T), tuple(shape)))
+        if not out:
+            return np.zeros(0, dtype=np.int64)
+        found = np.unique(np.concatenate(out))
+        return found[~np.isin(found, self.queried_)]
 
     def _log(self, message: str) -> None:
         if self.verbose:
@@ -377,6 +418,13 @@ class ActiveSynthesizer:
 
 
 # -- grid helpers ----------------------------------------------------------------
+def _line_directions(dimension: int) -> list[tuple[int, ...]]:
+    """The grid's axes and diagonals: steps in {-1, 0, 1} per axis, one of each
+    pair of opposites ((1, 0), (0, 1), (1, 1), (1, -1) on a plane)."""
+    return [d for d in itertools.product((-1, 0, 1), repeat=dimension)
+            if any(d) and d[next(i for i, v in enumerate(d) if v)] > 0]
+
+
 def points(domain: GridDomain, flat: np.ndarray) -> dict[str, np.ndarray]:
     """The environment ``{name: values}`` of grid points given by flat (C-order) indices."""
     coords = np.unravel_index(np.asarray(flat, dtype=np.int64), tuple(domain.shape))

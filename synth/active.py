@@ -206,6 +206,7 @@ class ActiveSynthesizer:
                 self._refit()
             else:
                 self._rescore()
+                self._polish()  # the new labels may have pinned down what was loose
             self.history_.append(Round(r, len(self.queried_), kinds, best_text, correct, n_dis,
                                        n_bound, refit, time.perf_counter() - t))
             self._log(f"round {r}: +{len(chosen)} {kinds} -> {len(self.queried_)} queried; "

@@ -142,3 +142,62 @@ def test_undetermined_points_are_where_a_pivotal_threshold_is_unpinned():
     assert len(chosen) == len(set(chosen.tolist()))
 
 
+
+
+class _SlowSearch:
+    """A stand-in for the search that always spends its whole limit and finds only
+    ``x > 50`` (wrong for labels that are not), recording the limits it was given."""
+
+    complexity_penalty = 0.001
+
+    def __init__(self, limits: list[float]) -> None:
+        self.time_limit, self.holdout, self.seed, self.limits = 2.0, 0.0, 0, limits
+
+    def fit(self, env, labels, input_types=None):
+        from synth.results import Candidate, SearchResult, SearchStats
+        self.limits.append(self.time_limit)
+        program = parse("x > 50")
+        fidelity = float((program.evaluate(env) == labels).mean())
+        best = Candidate.of(program, ["x", "y"], fidelity, None)
+        stats = SearchStats(1, 1, self.time_limit, 1, 1, len(labels))
+        self.result_ = SearchResult(best, (best,), stats, {})
+        return self
+
+
+def test_a_refit_cut_short_makes_the_next_one_longer_up_to_a_cap():
+    from synth.active import MAX_ESCALATION
+    domain = GridDomain((100, 100))
+    env = domain.all_inputs()
+    oracle = TableOracle(((env["x"] + env["y"]) % 3 == 0).reshape(100, 100), domain)
+    limits: list[float] = []
+    ActiveSynthesizer(_SlowSearch(limits), initial=200, batch=50, budget=600, rounds=8,
+                      patience=None).fit(domain, oracle)
+    assert limits[:5] == [2.0, 4.0, 8.0, 16.0, 16.0] and max(limits) == MAX_ESCALATION * 2.0
+    limits.clear()
+    ActiveSynthesizer(_SlowSearch(limits), initial=200, batch=50, budget=400, rounds=4,
+                      patience=None, escalation=1.0).fit(domain, oracle)
+    assert set(limits) == {2.0}
+    with pytest.raises(ValueError, match="escalation"):
+        ActiveSynthesizer(_SlowSearch([]), escalation=0.5).fit(domain, oracle)
+
+
+def test_the_lines_through_a_mistake_find_a_thin_atom():
+    """``x > 30 and x != y`` on 120x120: the diagonal is 89 of 14,400 points, wrong
+    for a program without ``x != y``; the queries around a mistake land on it."""
+    from synth.active import _line_directions
+    assert _line_directions(2) == [(0, 1), (1, -1), (1, 0), (1, 1)]
+    domain = GridDomain((120, 120))
+    env = domain.all_inputs()
+    truth = (env["x"] > 30) & (env["x"] != env["y"])
+    active = ActiveSynthesizer()  # its state after a round, set by hand
+    active.domain_, active._expanded = domain, set()
+    active.queried_ = np.array([50 * 120 + 50, 10 * 120 + 90])  # (50, 50) and (10, 90)
+    active.labels_ = truth.ravel()[active.queried_].astype(np.int64)
+    active.best_ = type("Best", (), {"program": parse("x > 30")})()  # wrong at (50, 50) only
+    around = active._around_mistakes(np.random.default_rng(0))
+    x, y = np.unravel_index(around, (120, 120))
+    on_diagonal = x == y
+    assert on_diagonal.sum() >= 10 and set(zip(x[on_diagonal], y[on_diagonal])) <= {
+        (50 + d, 50 + d) for d in range(-64, 65)}
+    assert active._expanded == {50 * 120 + 50}  # each mistake is expanded once
+    assert len(active._around_mistakes(np.random.default_rng(0))) == 0

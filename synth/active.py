@@ -42,9 +42,9 @@ hall of fame) is just rescored on all labels, so a refit cut short by its time
 limit never loses a program that still explains everything.  It stops when
 the query budget is spent, after ``rounds`` rounds, or once the best program
 has predicted ``patience`` consecutive batches of such adversarial queries
-without a single mistake, with no undetermined point left unqueried.  No point is queried twice, so ``queries_`` (the
-oracle's own counter, read before and after) equals the number of labelled
-points.
+without a single mistake, with no undetermined point left unqueried.  No
+point is queried twice, so ``queries_`` (the oracle's own counter, read
+before and after) equals the number of labelled points.
 """
 from __future__ import annotations
 
@@ -573,7 +573,8 @@ def _run(args) -> int:
     oracle = _oracle(args, domain)
     active = ActiveSynthesizer(base, initial=args.initial, batch=args.batch,
                                budget=args.query_budget, rounds=args.rounds, seed=args.seed,
-                               escalation=args.escalation, verbose=not args.quiet).fit(domain, oracle)
+                               escalation=args.escalation,
+                               verbose=not args.quiet).fit(domain, oracle)
     report(active.result_, None)
     print(f"\n{active.queries_:,} oracle queries ({active.queries_ / domain.size:.2%} of "
           f"{domain}) in {len(active.history_)} rounds, {active.seconds_:.1f} s; "

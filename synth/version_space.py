@@ -114,6 +114,22 @@ def quotient_as_line(atom: Apply) -> Apply | None:
     return apply(op, a, apply("mul", Const(ratio, INT), b))
 
 
+def _asked(program: Program, atom: Apply, env: Mapping[str, np.ndarray], labels: np.ndarray):
+    """The rows where ``atom`` decides the program's answer, those rows of ``env``,
+    and the truth the labels ask of the atom there."""
+    rows = pivotal(program, atom, env)
+    sub = {k: v[rows] for k, v in env.items()}
+    true_rows = np.asarray(substitute(program, atom, const(True)).evaluate(sub), dtype=bool)
+    return rows, sub, true_rows == labels[rows]
+
+
+def _want(op: str, required: np.ndarray) -> np.ndarray:
+    """+1 where the margin must be above 0, -1 where below, for an atom ``op`` that
+    must hold (or not) as ``required`` says."""
+    sign = 1.0 if op in ("gt", "ge") else -1.0
+    return sign * np.where(required, 1.0, -1.0)
+
+
 def _holds(op: str, margin: np.ndarray) -> np.ndarray:
     """Where an atom ``left op right`` with this margin ``left - right`` holds."""
     return {"lt": margin < 0, "le": margin <= 0, "gt": margin > 0, "ge": margin >= 0}[op]
@@ -130,13 +146,9 @@ def coefficient_rivals(program: Program, atom: Apply, queried: Mapping[str, np.n
         program, atom = substitute(program, atom, line), line
     op = atom.primitive.name
     with np.errstate(all="ignore"):
-        on_q = pivotal(program, atom, queried)
+        on_q, q_sub, required = _asked(program, atom, queried, labels)
         if not on_q.any():
             return []
-        true_q = np.asarray(substitute(program, atom, const(True)).evaluate(queried), dtype=bool)
-        required = (true_q == labels)[on_q]  # the atom's truth the labels ask for
-        sign = 1.0 if op in ("gt", "ge") else -1.0  # the side of 0 the margin is on where it holds
-        q_sub = {k: v[on_q] for k, v in queried.items()}
         m_q = _margin(atom, q_sub)
         on_p = pivotal(program, atom, pool)
         p_sub = {k: v[on_p] for k, v in pool.items()}
@@ -150,7 +162,7 @@ def coefficient_rivals(program: Program, atom: Apply, queried: Mapping[str, np.n
                 continue
             g_q, g_p = moves
             k = node_at(atom, path)
-            rivals = _extreme_rivals(m_q, g_q, sign * np.where(required, 1.0, -1.0),
+            rivals = _extreme_rivals(m_q, g_q, _want(op, required),
                                      bound=max(abs(float(k.value)), 1.0) / _step(k))
             differ = np.zeros(len(m_p), dtype=bool)
             for u, t in rivals:
@@ -236,10 +248,10 @@ def polish(program: Program, env: Mapping[str, np.ndarray], labels: np.ndarray) 
     """``program`` with the thresholds or coefficients of its atoms moved, one at a
     time, to the simplest values that fit every label where the atom decides,
     when the current values do not and such values exist (a threshold alone,
-    else a coefficient with the threshold refitted beside it); a quotient against a constant is polished as its
-    line (:func:`quotient_as_line`).  The size never grows: a constant is one
-    node whatever its digits, and a line is as large as its quotient.  Returns
-    ``program`` itself when nothing fits better."""
+    else a coefficient with the threshold refitted beside it); a quotient
+    against a constant is polished as its line (:func:`quotient_as_line`).  The
+    size never grows: a constant is one node whatever its digits, and a line is
+    as large as its quotient.  Returns ``program`` itself when nothing fits better."""
     labels = np.asarray(labels, dtype=bool)
     with np.errstate(all="ignore"):
         wrong = int((np.asarray(program.evaluate(env), dtype=bool) != labels).sum())
@@ -292,12 +304,9 @@ def _polish_atom(program: Program, atom: Apply, path: tuple | None, env,
     a coefficient, the values that break the fewest rows in the L1 sense (a
     linear program with one slack per row) set those rows aside, and the
     simplest coefficient is taken from the version space of the rest."""
-    rows = pivotal(program, atom, env)
+    rows, sub, required = _asked(program, atom, env, labels)
     if not rows.any():
         return None
-    sub = {k: v[rows] for k, v in env.items()}
-    true_rows = np.asarray(substitute(program, atom, const(True)).evaluate(sub), dtype=bool)
-    required = true_rows == labels[rows]  # the atom's truth the labels ask for
     if np.array_equal(np.asarray(atom.evaluate(sub), dtype=bool), required):
         return None  # the atom already fits
     threshold = [i for i, arg in enumerate(atom.args) if isinstance(arg, Const)]
@@ -309,8 +318,7 @@ def _polish_atom(program: Program, atom: Apply, path: tuple | None, env,
     (direction,) = moves
     k = node_at(atom, path)
     step = _step(k)
-    sign = 1.0 if atom.primitive.name in ("gt", "ge") else -1.0
-    want = sign * np.where(required, 1.0, -1.0)
+    want = _want(atom.primitive.name, required)
     # without a threshold to absorb it the offset stays 0
     offsets = (-1, 1) if threshold else (0, 0)
     bound = max(abs(float(k.value)), 1.0) / step

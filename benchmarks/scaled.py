@@ -670,11 +670,11 @@ def run(args) -> int:
                               batch=args.batch, budget=args.query_budget, rounds=args.rounds,
                               patience=args.patience, escalation=args.escalation,
                               seed=args.seed)
-    try:
-        results = run_suite(args.out, args.task, settings, args.verbose, workers=args.workers)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
+    if args.workers < 1 or not args.escalation >= 1:
+        print(f"error: --workers must be at least 1 (got {args.workers}) and --escalation at "
+              f"least 1 (got {args.escalation})", file=sys.stderr)
         return 2
+    results = run_suite(args.out, args.task, settings, args.verbose, workers=args.workers)
     print(table(results))
     return 0
 

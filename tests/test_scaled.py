@@ -113,6 +113,8 @@ def test_list_command(capsys):
     out = capsys.readouterr().out
     assert "x > 222 and y < 759" in out and "[0 mismatches]" in out
     assert main(["--task", "nope", "--list"]) == 2
+    assert main(["--out", "unused", "--workers", "0"]) == 2
+    assert main(["--out", "unused", "--escalation", "0.5"]) == 2
 
 
 def test_bench_active_subcommand(capsys):

@@ -35,6 +35,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from benchmarks.peer_sizes import gplearn_size, tree_front, tree_size
+
 MODEL = "casper/mnist_model.pt"
 ARCH = "casper-cnn"
 
@@ -113,10 +115,13 @@ def run(args, out=None) -> int:
 # Peers.
 
 def tree_peer(x: np.ndarray, labels: np.ndarray, fit_rows: np.ndarray, *, depth: int | None,
-              time_limit: float, seed: int, what: str = "pixels") -> dict:
-    """A decision tree on the columns of ``x`` (``what`` they are): ``depth`` fixed,
-    or the smallest depth within 0.1% of the best 3-fold cross-validated accuracy
-    (up to 12, while the budget lasts)."""
+              time_limit: float, seed: int, what: str = "pixels",
+              feature_sizes: Sequence[int] | None = None) -> dict:
+    """A decision tree on the columns of ``x`` (``what`` they are, each of
+    ``feature_sizes`` nodes, 1 by default): ``depth`` fixed, or the smallest depth
+    within 0.1% of the best 3-fold cross-validated accuracy (up to 12, while the
+    budget lasts).  Its size is in the engine's units and its front is the
+    pruning path's (:mod:`benchmarks.peer_sizes`)."""
     from sklearn.model_selection import cross_val_score
     from sklearn.tree import DecisionTreeClassifier
 
@@ -133,16 +138,24 @@ def tree_peer(x: np.ndarray, labels: np.ndarray, fit_rows: np.ndarray, *, depth:
         depth = min(d for d, s in scores.items() if s >= best - 1e-3)
     clf = DecisionTreeClassifier(max_depth=depth, random_state=seed)
     clf.fit(x[fit_rows], labels[fit_rows])
-    return {"predictions": clf.predict(x), "size": int(clf.tree_.node_count),
+    seconds = time.perf_counter() - start
+    sizes = [1] * x.shape[1] if feature_sizes is None else list(feature_sizes)
+    hold_rows = np.setdiff1d(np.arange(len(labels)), fit_rows)
+    return {"predictions": clf.predict(x), "size": tree_size(clf, sizes),
+            "nodes": int(clf.tree_.node_count),
             "program": f"decision tree on {what}, depth {clf.get_depth()}, "
                        f"{clf.get_n_leaves()} leaves",
-            "seconds": time.perf_counter() - start}
+            "front": tree_front({"random_state": seed, "max_depth": depth}, x, labels,
+                                fit_rows, hold_rows, sizes),
+            "seconds": seconds}
 
 
 def gplearn_peer(x: np.ndarray, names: list[str], labels: np.ndarray, fit_rows: np.ndarray,
-                  *, time_limit: float, seed: int, population: int = 500) -> dict:
-    """gplearn's SymbolicClassifier on feature columns, grown one generation at
-    a time until the budget is spent."""
+                  *, time_limit: float, seed: int, population: int = 500,
+                  feature_sizes: Sequence[int] | None = None) -> dict:
+    """gplearn's SymbolicClassifier on feature columns (each of ``feature_sizes``
+    nodes, 1 by default), grown one generation at a time until the budget is
+    spent."""
     from gplearn.genetic import SymbolicClassifier
 
     from benchmarks.peers import grow_gplearn
@@ -155,7 +168,8 @@ def gplearn_peer(x: np.ndarray, names: list[str], labels: np.ndarray, fit_rows: 
                              warm_start=True, n_jobs=1)
     generation = grow_gplearn(est, x[fit_rows], labels[fit_rows], time_limit,
                               max_generations=1000)
-    return {"predictions": est.predict(x), "size": int(est._program.length_),
+    sizes = [1] * x.shape[1] if feature_sizes is None else list(feature_sizes)
+    return {"predictions": est.predict(x), "size": gplearn_size(est._program.program, sizes),
             "program": str(est._program), "generations": generation,
             "seconds": time.perf_counter() - start}
 
@@ -212,7 +226,7 @@ def run_peers(args, out=None) -> int:
         try:
             fit = gplearn_peer(columns, [f"f{i}" for i in range(len(features))], labels,
                                fit_rows, time_limit=max(10.0, args.time_limit - prep),
-                               seed=args.seed)
+                               seed=args.seed, feature_sizes=[f.size for f in features])
             fit["seconds"] += prep
             fit["features"] = {f"f{i}": str(f) for i, f in enumerate(features)}
             records.append(_score("gplearn-features", fit, labels, hold_rows))

@@ -284,8 +284,9 @@ class ImageRun:
                           front=[[c.size, c.fidelity, c.holdout_fidelity, str(c.program)]
                                  for c in self.report.result.pareto])
 
-    def feature_columns(self) -> tuple[np.ndarray, list[str]]:
-        """The engine's scalar features (with the templates it searched) on every image."""
+    def feature_columns(self) -> tuple[np.ndarray, list]:
+        """The engine's scalar features (with the templates it searched) on every image,
+        and those features (programs)."""
         from synth.image_search import build_template_bank, search_features
 
         if self.report is not None:
@@ -299,7 +300,7 @@ class ImageRun:
         with np.errstate(all="ignore"):
             columns = np.stack([np.asarray(f.evaluate(env), dtype=np.float64)
                                 for f in features], axis=1)
-        return np.where(np.isfinite(columns), columns, 0.0), [str(f) for f in features]
+        return np.where(np.isfinite(columns), columns, 0.0), list(features)
 
     def peer(self, name: str) -> dict:
         from benchmarks.casper_mnist import gplearn_peer, tree_peer
@@ -310,21 +311,23 @@ class ImageRun:
         start, cpu = time.perf_counter(), time.process_time()
         if name == "tree-pixels":
             x, what = self.images.reshape(len(self.images), -1).astype(np.float64), "pixels"
+            sizes = None  # a pixel counts 1 node
         else:
-            x, names = self.feature_columns()
-            what = f"{len(names)} engine features"
+            x, features = self.feature_columns()
+            what, sizes = f"{len(features)} engine features", [f.size for f in features]
         fit_rows, _ = search_split(len(x), self.config.seed)
         budget = max(1.0, self.config.time_limit - (time.perf_counter() - start))
         if name == "gplearn":
             try:
                 fit = gplearn_peer(x, [f"f{i}" for i in range(x.shape[1])], self.labels,
-                                   fit_rows, time_limit=budget, seed=self.config.seed)
+                                   fit_rows, time_limit=budget, seed=self.config.seed,
+                                   feature_sizes=sizes)
             except ImportError as err:
                 return {"method": name, "error": f"gplearn is not installed ({err}); "
                                                  f"pip install -e .[peers]"}
         else:
             fit = tree_peer(x, self.labels, fit_rows, depth=None, time_limit=budget,
-                            seed=self.config.seed, what=what)
+                            seed=self.config.seed, what=what, feature_sizes=sizes)
         pred = fit.pop("predictions")
         fit.pop("seconds")
         return self.score(name, pred, time.perf_counter() - start, time.process_time() - cpu,

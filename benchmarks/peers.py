@@ -15,7 +15,9 @@
 Every peer fits the rows the engine fits (the same seeded 80/20 split) and is
 scored like it: fidelity to the oracle on the whole domain, agreement with the
 hidden program, exact recovery (equal to the hidden program on every point),
-size (node count), wall time.  gplearn and pyoperon come with the optional
+size (nodes of the program written in the engine's language, see
+:mod:`benchmarks.peer_sizes`), wall time; a tree also records the front of
+the smaller trees on its pruning path.  gplearn and pyoperon come with the optional
 extra ``peers`` (``pip install -e .[peers]``); a peer whose package is missing
 reports an error instead of a result.
 """
@@ -27,6 +29,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+
+from benchmarks.peer_sizes import gplearn_size, tree_front, tree_size
 
 PEERS = ("tree-xy", "tree-features", "gplearn", "operon")
 
@@ -44,8 +48,9 @@ def feature_set() -> list[str]:
 @dataclass(frozen=True)
 class PeerFit:
     predictions: np.ndarray  # 0/1 on every row of the domain
-    size: int  # node count
+    size: int  # nodes of the program in the engine's language (benchmarks.peer_sizes)
     program: str
+    front: tuple = ()  # [size, fit fidelity, held-out fidelity] of its smaller programs
 
 
 def split_rows(n: int, seed: int, holdout: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
@@ -75,13 +80,15 @@ def run_peer(name: str, env: Mapping[str, np.ndarray], labels: np.ndarray,
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     pred = np.asarray(result.predictions).astype(np.int64)
     agreement = float(np.mean(pred == truth))
+    fit_fidelity = float(np.mean(pred[fit_rows] == labels[fit_rows]))
+    holdout = float(np.mean(pred[hold_rows] == labels[hold_rows])) if len(hold_rows) else None
     return {"method": name, "program": result.program, "size": int(result.size),
-            "fidelity": float(np.mean(pred == labels)),
-            "fit_fidelity": float(np.mean(pred[fit_rows] == labels[fit_rows])),
-            "holdout_fidelity": float(np.mean(pred[hold_rows] == labels[hold_rows]))
-            if len(hold_rows) else None,
-            "agreement": agreement, "exact": agreement == 1.0, "seconds": seconds,
-            "cpu_seconds": cpu, "programs_evaluated": None, "programs_per_second": None,
+            "fidelity": float(np.mean(pred == labels)), "fit_fidelity": fit_fidelity,
+            "holdout_fidelity": holdout, "agreement": agreement, "exact": agreement == 1.0,
+            "seconds": seconds, "cpu_seconds": cpu, "programs_evaluated": None,
+            "programs_per_second": None,
+            "front": [list(p) for p in result.front] or [[int(result.size), fit_fidelity,
+                                                          holdout]],
             "error": None}
 
 
@@ -102,6 +109,7 @@ def _tree(columns: Callable[[Mapping[str, np.ndarray]], tuple[np.ndarray, list[s
         from sklearn.tree import DecisionTreeClassifier
 
         X, names = columns(env)
+        sizes = _feature_sizes(names, tuple(env))
         deadline = time.perf_counter() + time_limit
         # shuffled folds: rows come in grid order, and contiguous folds would be slabs
         # of x, scoring extrapolation rather than fit
@@ -117,8 +125,20 @@ def _tree(columns: Callable[[Mapping[str, np.ndarray]], tuple[np.ndarray, list[s
         depth = min(d for d, s in scores.items() if s >= best - 1e-3)
         clf = DecisionTreeClassifier(max_depth=depth, random_state=seed)
         clf.fit(X[fit_rows], labels[fit_rows])
-        return PeerFit(clf.predict(X), int(clf.tree_.node_count), _tree_text(clf, names))
+        hold_rows = np.setdiff1d(np.arange(len(labels)), fit_rows)
+        front = tree_front({"random_state": seed, "max_depth": depth}, X, labels, fit_rows,
+                           hold_rows, sizes)
+        return PeerFit(clf.predict(X), tree_size(clf, sizes), _tree_text(clf, names),
+                       tuple(front))
     return fit
+
+
+def _feature_sizes(expressions: list[str], inputs: tuple[str, ...]) -> list[int]:
+    """Each feature expression's size as a program of the engine's language."""
+    from dsl.parse import parse
+    from dsl.types import INT
+
+    return [parse(e, {name: INT for name in inputs}).size for e in expressions]
 
 
 def _tree_text(clf, names: list[str]) -> str:
@@ -161,7 +181,8 @@ def _fit_gplearn(env, labels, fit_rows, time_limit, seed) -> PeerFit:
                              parsimony_coefficient=0.001, const_range=(-10.0, 10.0),
                              feature_names=names, warm_start=True, n_jobs=1)
     grow_gplearn(est, X[fit_rows], labels[fit_rows], time_limit, max_generations=500)
-    return PeerFit(est.predict(X), int(est._program.length_), str(est._program))
+    return PeerFit(est.predict(X), gplearn_size(est._program.program, [1] * len(names)),
+                   str(est._program))
 
 
 def grow_gplearn(est, x: np.ndarray, y: np.ndarray, time_limit: float,
@@ -192,7 +213,8 @@ def _fit_operon(env, labels, fit_rows, time_limit, seed) -> PeerFit:
                             max_evaluations=10**12, random_state=seed, n_threads=1)
     est.fit(X[fit_rows], labels[fit_rows].astype(float))
     pred = (est.predict(X) > 0.5).astype(np.int64)
-    return PeerFit(pred, int(est.model_.Length), est.get_model_string(est.model_, 3, names))
+    # + 2: the comparison with 0.5 that makes the regression a label
+    return PeerFit(pred, int(est.model_.Length) + 2, est.get_model_string(est.model_, 3, names))
 
 
 _FITTERS = {"tree-xy": _tree(_xy_columns), "tree-features": _tree(_feature_columns),

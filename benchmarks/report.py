@@ -7,7 +7,8 @@
    agreement with the hidden program;
 2. one row per task for the engine: hidden and recovered program, exact,
    agreement, fidelity, size, time, programs per second;
-3. with peers, one row per task and peer;
+3. with peers, one row per task and peer, and per peer how often the
+   engine's front is at least as faithful at equal size (``equal_size_table``);
 
 and two plain SVG charts (no plotting library): ``recovery_svg``, exact
 recovery by number of atoms per method, and ``fidelity_svg``, fidelity
@@ -137,6 +138,40 @@ def peers_table(docs: Sequence[dict]) -> str:
     return _table(header, body, "llcrrrrrrl")
 
 
+def best_within(front: Sequence[Sequence], size: int) -> float | None:
+    """The highest held-out fidelity (fit fidelity where none was held out) on a
+    front of ``[size, fit fidelity, held-out fidelity, ...]`` among programs of at
+    most ``size`` nodes; None if it has none so small."""
+    scores = [p[2] if p[2] is not None else p[1] for p in front if p[0] <= size]
+    return max(scores) if scores else None
+
+
+def equal_size_table(docs: Sequence[dict]) -> str:
+    """Per peer: on how many tasks the engine's front is at least as faithful
+    (held out) as the peer's at the engine's chosen size, and at the peer's
+    chosen size -- each side's best program of that size or smaller, sizes in
+    the engine's units (:mod:`benchmarks.peer_sizes`)."""
+    header = ["peer", "tasks", "synth ahead at synth's size", "synth ahead at the peer's size",
+              "median size: synth", "median size: peer"]
+    body = []
+    for m in [m for m in _methods(docs) if m != "synth"]:
+        pairs = [(_result(d, "synth"), _result(d, m)) for d in docs]
+        pairs = [(e, p) for e, p in pairs if e and p and not e.get("error")
+                 and not p.get("error") and e.get("front") and p.get("front")]
+        if not pairs:
+            continue
+        at_engine = sum(best_within(p["front"], e["size"]) is None
+                        or best_within(e["front"], e["size"]) >= best_within(p["front"], e["size"])
+                        for e, p in pairs)
+        at_peer = sum(best_within(e["front"], p["size"]) is not None
+                      and best_within(e["front"], p["size"]) >= best_within(p["front"], p["size"])
+                      for e, p in pairs)
+        body.append([m, str(len(pairs)), f"{at_engine}/{len(pairs)}", f"{at_peer}/{len(pairs)}",
+                     _cell(float(np.median([e["size"] for e, _ in pairs])), 0),
+                     _cell(float(np.median([p["size"] for _, p in pairs])), 0)])
+    return _table(header, body, "lrrrrr") if body else ""
+
+
 def markdown_table(docs: Sequence[dict], config: dict | None = None) -> str:
     parts = []
     if config:
@@ -147,6 +182,10 @@ def markdown_table(docs: Sequence[dict], config: dict | None = None) -> str:
     parts += [summary_table(docs), engine_table(docs)]
     if len(_methods(docs)) > 1:
         parts.append(peers_table(docs))
+        equal = equal_size_table(docs)
+        if equal:
+            parts.append("Fidelity at equal size (held out; sizes in the engine's units):\n\n"
+                         + equal)
     return "\n\n".join(parts) + "\n"
 
 

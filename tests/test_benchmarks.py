@@ -360,6 +360,77 @@ def test_peers_score_on_the_same_labels():
         assert 0 <= result["fidelity"] <= 1 and result["size"] >= 1
 
 
+def _tree_on(x: np.ndarray, labels: np.ndarray, depth: int):
+    from sklearn.tree import DecisionTreeClassifier
+
+    return DecisionTreeClassifier(max_depth=depth, random_state=0).fit(x, labels)
+
+
+def test_a_tree_is_as_large_as_the_formula_it_writes_in_the_engines_language():
+    from benchmarks.peer_sizes import tree_size
+
+    env = parse_domain("grid:20x20").all_inputs()
+    x = np.stack([env["x"], env["y"]], axis=1)
+    cut = (env["x"] > 5).astype(int)  # `x > 5`: 3 nodes
+    assert tree_size(_tree_on(x, cut, 1), [1, 1]) == 3
+    # the same cut on a feature of 5 nodes (`(x * y) % 5`, say) is an atom of 7
+    assert tree_size(_tree_on(x, cut, 1), [5, 5]) == 7
+    corner = ((env["x"] > 5) & (env["y"] > 5)).astype(int)  # `x > 5 and y > 5`: 7 nodes
+    assert tree_size(_tree_on(x, corner, 2), [1, 1]) == 7
+    # two differing subtrees under a split: `a and L or not a and R`
+    xor = ((env["x"] > 5) != (env["y"] > 5)).astype(int)
+    assert tree_size(_tree_on(x, xor, 2), [1, 1]) == 3 + 2 * 3 + 3 + 3
+    constant = np.ones(len(cut), dtype=int)
+    assert tree_size(_tree_on(x, constant, 3), [1, 1]) == 1
+
+
+def test_a_trees_front_runs_from_the_root_to_the_tree_itself():
+    from benchmarks.peer_sizes import tree_front, tree_size
+    from benchmarks.peers import split_rows
+
+    env = parse_domain("grid:20x20").all_inputs()
+    x = np.stack([env["x"], env["y"]], axis=1)
+    labels = (((env["x"] > 5) & (env["y"] > 5)) | (env["x"] > 15)).astype(int)
+    fit, hold = split_rows(len(labels), 0)
+    front = tree_front({"random_state": 0}, x, labels, fit, hold, [1, 1])
+    sizes = [p[0] for p in front]
+    assert sizes == sorted(sizes) and sizes[0] == 1
+    full = tree_size(_tree_on(x[fit], labels[fit], None), [1, 1])
+    assert front[-1][0] == full and front[-1][1] == 1.0
+    assert all(0 <= p[1] <= 1 and 0 <= p[2] <= 1 for p in front)
+
+
+def test_a_genetic_program_counts_each_feature_at_its_size_and_its_comparison():
+    from benchmarks.peer_sizes import gplearn_size
+
+    add = object()  # a gplearn function node: one node whatever it is
+    assert gplearn_size([add, 0, 1], [1, 4]) == 2 + 1 + 1 + 4
+    assert gplearn_size([add, 0, 0.5], [3]) == 2 + 1 + 3 + 1
+
+
+def test_fidelity_at_equal_size_compares_the_best_programs_no_larger():
+    from benchmarks.report import best_within, equal_size_table
+
+    front = [[3, 0.9, 0.8, "a"], [7, 0.95, 0.9, "b"], [11, 0.97, None, "c"]]
+    assert best_within(front, 2) is None and best_within(front, 7) == 0.9
+    assert best_within(front, 20) == 0.97  # no held-out score: the fit fidelity
+
+    def doc(name, synth, peer):
+        return {"task": {"name": name, "atoms": 1},
+                "results": [{"method": "synth", **synth}, {"method": "tree", **peer}]}
+
+    docs = [  # the engine ahead at both sizes
+        doc("a", {"size": 7, "front": front}, {"size": 15, "front": [[5, 0.8, 0.85],
+                                                                     [15, 0.9, 0.88]]}),
+        # a larger tree more faithful than the whole front: behind at the tree's size
+        doc("b", {"size": 7, "front": front}, {"size": 101, "front": [[9, 0.8, 0.8],
+                                                                      [101, 1.0, 0.99]]}),
+        # a tree as small as the engine's program and more faithful: behind at both
+        doc("c", {"size": 7, "front": front}, {"size": 5, "front": [[5, 0.99, 0.95]]})]
+    table = equal_size_table(docs)
+    assert "| tree | 3 | 2/3 | 1/3 | 7 | 15 |" in table
+
+
 def test_bench_command_writes_results_and_a_table(tmp_path, capsys):
     rc = main(["bench", "--program", "x > 5", "--program", "x + y < 9", "--domain", "grid:15x15",
                "--time-limit", "10", "--max-feature-size", "2", "--max-atoms", "1",

@@ -38,6 +38,7 @@ class CasperTransformerRun(GridRun):
         self.env = domain.all_inputs()
         truth, network = load_tables(domain)
         self.truth = truth.labels(self.env)
+        self.weights = None  # label tables: no confidence to weigh by
         if config.source == "labels":
             self.labels, self.network = self.truth, None
             return

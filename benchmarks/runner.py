@@ -62,6 +62,8 @@ class BenchConfig:
     train: TrainSettings = field(default_factory=TrainSettings)
     cache_dir: str | None = None
     images: ImageBenchSettings | None = None  # image tasks (default settings when None)
+    # grid tasks from networks: weigh each label by the network's confidence in it
+    confidence: bool = True
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -82,6 +84,7 @@ class BenchConfig:
         if self.source == "network" and self.images is None:
             out["train"] = {k: list(v) if isinstance(v, tuple) else v
                             for k, v in asdict(self.train).items()}
+            out["confidence"] = self.confidence
         if self.images is not None:
             out["images"] = self.images.to_json()
         return out
@@ -137,10 +140,11 @@ class GridRun:
         self.config = config
         self.env = task.grid().all_inputs()
         self.truth = task.hidden().evaluate(self.env)
-        self.labels, self.network = _oracle_labels(task, config, self.env, self.truth)
+        self.labels, self.network, self.weights = _oracle_labels(task, config, self.env,
+                                                                 self.truth)
 
     def engine(self) -> dict:
-        return _run_engine(self.env, self.labels, self.truth, self.config)
+        return _run_engine(self.env, self.labels, self.truth, self.config, self.weights)
 
     def peer(self, name: str) -> dict:
         from benchmarks.peers import run_peer
@@ -149,30 +153,35 @@ class GridRun:
 
 
 def _oracle_labels(task: Task, config: BenchConfig, env, truth):
+    """The labels the engine searches, a description of the network, and the
+    labels' weights (None: every label counts the same)."""
     if config.source == "labels":
-        return truth, None
+        return truth, None, None
     from benchmarks.train_cli import cached_network
     from oracles.torch_oracle import TorchOracle
+    from synth.confidence import oracle_weights
 
     start = time.perf_counter()
     root = Path(config.cache_dir) if config.cache_dir else None
     path, info = cached_network(task.program, task.domain, config.train, root)
     oracle = TorchOracle.from_file(path, domain=task.grid())
     labels = oracle.labels(env)
+    weights = oracle_weights(oracle, env) if config.confidence else None
     network = {"checkpoint": str(path), **info,
                "oracle_agreement": float(np.mean(labels == truth)),
                "load_seconds": time.perf_counter() - start}
-    return labels, network
+    return labels, network, weights
 
 
-def _run_engine(env, labels, truth, config: BenchConfig) -> dict:
+def _run_engine(env, labels, truth, config: BenchConfig, weights=None) -> dict:
     from synth.search import Synthesizer
 
     # CPU seconds: a task's result must not depend on what else the machine runs
     synth = Synthesizer(time_limit=config.time_limit, seed=config.seed, clock="cpu",
                         **config.synth_options)
     start, cpu = time.perf_counter(), time.process_time()
-    synth.fit(env, labels)  # the engine sees the inputs and the oracle's labels only
+    # the engine sees the inputs and the oracle's answers only (labels, and how sure)
+    synth.fit(env, labels, sample_weight=weights)
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     best, stats = synth.best_, synth.result_.stats
     pred = synth.predict(env)

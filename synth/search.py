@@ -122,14 +122,22 @@ class Synthesizer:
 
     # -- public API ----------------------------------------------------------
     def fit(self, inputs: Mapping[str, np.ndarray], labels: np.ndarray,
-            input_types: Mapping[str, Type] | None = None) -> Synthesizer:
-        """Search for programs over ``inputs`` (name -> array of N) explaining ``labels``."""
+            input_types: Mapping[str, Type] | None = None,
+            sample_weight: np.ndarray | None = None) -> Synthesizer:
+        """Search for programs over ``inputs`` (name -> array of N) explaining ``labels``.
+
+        ``sample_weight`` (N non-negative numbers) says how much each label
+        counts: fidelity is then the weighted share of labels reproduced, in
+        the search and on the front (e.g. a network's confidence, see
+        :func:`synth.confidence.confidence_weights`).  Exactness still means
+        every label."""
         if self.clock not in CLOCKS:
             raise ValueError(f"clock must be one of {sorted(CLOCKS)}, got {self.clock!r}")
         now = self._now = CLOCKS[self.clock]
         start = self._start = now()
         deadline = start + 0.88 * self.time_limit  # the rest repairs, scores and reports
         env, z = _validate(inputs, labels)
+        weights = _validate_weights(sample_weight, len(z))
         types = dict(input_types or {name: _infer_type(v) for name, v in env.items()})
         self.input_names_ = tuple(env)
         rng = np.random.default_rng(self.seed)
@@ -139,6 +147,7 @@ class Synthesizer:
         hold_rows, fit_rows = np.sort(order[:n_hold]), np.sort(order[n_hold:])
         fit_env = {k: v[fit_rows] for k, v in env.items()}
         zf = z[fit_rows]
+        w = weights[fit_rows]
         sig_rows = rng.choice(len(fit_rows), size=min(self.signature_size, len(fit_rows)),
                               replace=False)
         sig_env = {k: v[sig_rows] for k, v in fit_env.items()}
@@ -157,15 +166,14 @@ class Synthesizer:
         self._log(f"  {enumerator.kept} distinct features of {enumerator.candidates} "
                   f"candidates, complete to size {enumerator.max_size_completed}")
 
-        bank = self._feature_bank(enumerator, sig_rows, zf, fit_env)
-        w = np.ones(len(zf))
+        bank = self._feature_bank(enumerator, sig_rows, zf, fit_env, w)
         small = _affine_representatives(
             [p for p in enumerator.programs([INT, REAL]) if _shallow(p) and _continuous(p)],
             sig_env)
-        bank, lines = self._add_linear_atoms(bank, small, sig_rows, zf, fit_env)
-        bank = self._add_lifts(bank, enumerator.grammar, sig_rows, zf, fit_env)
+        bank, lines = self._add_linear_atoms(bank, small, sig_rows, zf, fit_env, w)
+        bank = self._add_lifts(bank, enumerator.grammar, sig_rows, zf, fit_env, w)
         fitter = AtomFitter(bank.programs, bank.values, fit_env,
-                            self.complexity_penalty * len(zf), lines, seed=self.seed)
+                            self.complexity_penalty * w.sum(), lines, seed=self.seed)
         self._log(f"indexed {len(bank.programs)} features over {len(zf)} fit rows")
 
         def size_of(tree: Tree, atoms: tuple[Split, ...]) -> int:
@@ -181,13 +189,14 @@ class Synthesizer:
             formulas = sorted(composer.seen.values(), key=composer.score, reverse=True)
 
         chosen = _formula_front(formulas)
-        fitted = [(_tree_program(f.tree, f.atoms, fitter.atom), f.correct / len(zf))
+        fitted = [(_tree_program(f.tree, f.atoms, fitter.atom), f.correct / w.sum())
                   for f in chosen]
-        fitted += [(p, float((p.evaluate(fit_env) == zf).mean())) for p in factored]
+        fitted += [(p, _agreement(p, fit_env, zf, w)) for p in factored]
         repair = (self._exact_repair(chosen, fitter, lines, env, z,
                                      start + 0.95 * self.time_limit) if n_hold else [])
-        front = self._front(fitted, fit_env, zf, {k: v[hold_rows] for k, v in env.items()},
-                            z[hold_rows], repair)
+        front = self._front(fitted, (fit_env, zf, w),
+                            ({k: v[hold_rows] for k, v in env.items()}, z[hold_rows],
+                             weights[hold_rows]), repair)
         best = pick_best(front, self.complexity_penalty, (len(zf), n_hold))
         seconds = now() - start
         stats = SearchStats(programs_evaluated=enumerator.kept + composer.evaluated,
@@ -233,7 +242,8 @@ class Synthesizer:
         lits = tuple(const(int(m)) for m in self.moduli)
         return Grammar(inputs, consts, prims, (("mod", lits), ("floordiv", lits)))
 
-    def _feature_bank(self, enumerator: Enumerator, sig_rows, zf, fit_env) -> FeatureBank:
+    def _feature_bank(self, enumerator: Enumerator, sig_rows, zf, fit_env,
+                      w_fit: np.ndarray) -> FeatureBank:
         """One feature per ordering class, the most promising first."""
         programs, sig_values = enumerator.values_of([INT, REAL], points=_SCREEN_POINTS)
         if not programs:
@@ -255,7 +265,7 @@ class Synthesizer:
         # skewed weighting's high baseline does not drown the others
         z_sig = zf[sig_rows[:_SCREEN_POINTS]]
         scout = ThresholdIndex(sig_values[reps], coarse_rows=len(z_sig))
-        w = np.ones(len(z_sig))
+        w = w_fit[sig_rows[:_SCREEN_POINTS]]
         scores = np.full(len(reps), -np.inf)
         for weights in (w, w * (1 + 9 * z_sig), w * (1 + 9 * ~z_sig)):
             total = weights.sum()
@@ -272,7 +282,7 @@ class Synthesizer:
         return FeatureBank(chosen_programs, values)
 
     def _add_linear_atoms(self, bank: FeatureBank, small: list[Program], sig_rows, zf,
-                          fit_env) -> tuple[FeatureBank, LinePool | None]:
+                          fit_env, w_fit: np.ndarray) -> tuple[FeatureBank, LinePool | None]:
         """Add ``f + c*g`` features for the best-screened pairs of small features,
         and return the pool of pairs that composition refits lines from.
 
@@ -286,8 +296,7 @@ class Synthesizer:
                  if not _same_inputs_single(pool[i], pool[j])]
         fit_values = _evaluate_all(pool, fit_env)
         pool_values = fit_values[:, sig_rows]
-        z_sig = zf[sig_rows]
-        w = np.ones(len(z_sig))
+        z_sig, w = zf[sig_rows], w_fit[sig_rows]
         few = slice(0, 512)  # screening needs only a rough score
         alone = [best_threshold(v[few], z_sig[few], w[few]) for v in pool_values]
 
@@ -323,7 +332,7 @@ class Synthesizer:
         return FeatureBank(bank.programs + new, values), lines
 
     def _add_lifts(self, bank: FeatureBank, grammar: Grammar, sig_rows, zf,
-                   fit_env) -> FeatureBank:
+                   fit_env, w_fit: np.ndarray) -> FeatureBank:
         """Add conics ``x ** 2 + a * y ** 2 + b * x + c * y`` and
         ``x * y + b * x + c * y`` for integer coefficients (:mod:`synth.lifts`):
         shapes moved off the origin, where each beats its quadratic term alone by
@@ -332,7 +341,7 @@ class Synthesizer:
         if not 1 <= len(inputs) <= _LIFT_INPUTS:
             return bank
         sig_env = {k: v[sig_rows] for k, v in fit_env.items()}
-        z_sig, w = zf[sig_rows], np.ones(len(sig_rows))
+        z_sig, w = zf[sig_rows], w_fit[sig_rows]
         fitted = []
         for term, lifts in conic_lifts(inputs):
             values = _evaluate_all([term, *lifts], sig_env)
@@ -341,7 +350,7 @@ class Synthesizer:
                 continue
             coefficients, score = lift
             program = lift_program(term, lifts, coefficients)
-            worth = self.complexity_penalty * len(z_sig) * (program.size - term.size)
+            worth = self.complexity_penalty * w.sum() * (program.size - term.size)
             if score > best_threshold(values[0], z_sig, w) + worth:
                 fitted.append(program)
         new = [p for p in dict.fromkeys(fitted) if p not in set(bank.programs)]
@@ -436,23 +445,24 @@ class Synthesizer:
         self._log(f"  exact repair: {len(found)} of {len(formulas)} formulas reproduce every label")
         return found
 
-    def _front(self, fitted: list[tuple[Program, float]], fit_env, zf, hold_env,
-               z_hold, exact: Sequence[Program] = ()) -> list[Candidate]:
+    def _front(self, fitted: list[tuple[Program, float]], fit: tuple, held: tuple,
+               exact: Sequence[Program] = ()) -> list[Candidate]:
         """Pareto front of the fitted programs, constants simplified, held-out
-        scored; with ``exact`` programs (every label, fit and held out), the
-        smallest of them, which dominates every larger inexact program."""
-        majority = Const(bool(zf.mean() >= 0.5), BOOL)
-        fitted = [(majority, float((zf == majority.value).mean())), *fitted]
+        scored (``fit`` and ``held`` are each inputs, labels, weights); with
+        ``exact`` programs (every label, fit and held out), the smallest of
+        them, which dominates every larger inexact program."""
+        fit_env, zf, w = fit
+        majority = Const(bool(np.average(zf, weights=w) >= 0.5), BOOL)
+        fitted = [(majority, _agreement(majority, fit_env, zf, w)), *fitted]
         front = pareto_front(fitted)
         simpler = []
         for program, _ in front:
             program = simplify_constants(program, fit_env, zf, self.complexity_penalty / 2,
-                                         self.complexity_penalty)
-            simpler.append((program, float((program.evaluate(fit_env) == zf).mean())))
+                                         self.complexity_penalty, weights=w)
+            simpler.append((program, _agreement(program, fit_env, zf, w)))
         out = []
         for program, fidelity in pareto_front(simpler):
-            holdout = (float((program.evaluate(hold_env) == z_hold).mean())
-                       if len(z_hold) else None)
+            holdout = _agreement(program, *held) if len(held[1]) else None
             out.append(Candidate.of(program, self.input_names_, fidelity, holdout))
         if exact:
             smallest = min(exact, key=lambda p: p.size)
@@ -517,6 +527,34 @@ def _validate(inputs: Mapping[str, np.ndarray], labels) -> tuple[dict, np.ndarra
     if not values <= {0, 1}:
         raise ValueError(f"labels must be binary 0/1, found values {sorted(values)[:10]}")
     return env, labels.astype(bool)
+
+
+#: Weights count in steps of 1/WEIGHT_STEPS of the largest: sums of such numbers
+#: are exact in floating point, which the threshold index's comparisons rely on.
+WEIGHT_STEPS = 64
+
+
+def _validate_weights(sample_weight, n: int) -> np.ndarray:
+    """Per-row weights: ones by default, else N finite positive numbers, scaled to
+    a largest of 1 and rounded to steps of ``1 / WEIGHT_STEPS`` (at least one step)."""
+    if sample_weight is None:
+        return np.ones(n)
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    if weights.shape != (n,):
+        raise ValueError(f"sample_weight of shape {weights.shape} does not match {n} labels")
+    if not np.isfinite(weights).all() or (weights <= 0).any():
+        raise ValueError("sample_weight must be finite and positive (a label that should not "
+                         "count is better left out of the queries)")
+    steps = np.maximum(np.round(weights / weights.max() * WEIGHT_STEPS), 1)
+    return steps / WEIGHT_STEPS
+
+
+def _agreement(program: Program, env: Mapping[str, np.ndarray], z: np.ndarray,
+               w: np.ndarray) -> float:
+    """The weighted share of rows where ``program`` gives the label ``z``."""
+    with np.errstate(all="ignore"):
+        pred = np.asarray(program.evaluate(env), dtype=bool)
+    return float(np.average(np.broadcast_to(pred, z.shape) == z, weights=w))
 
 
 def _infer_type(values: np.ndarray) -> Type:

@@ -39,16 +39,23 @@ def simpler_constants(value: float) -> list[float]:
 
 
 def simplify_constants(program: Program, env: Mapping[str, np.ndarray], target: np.ndarray,
-                       per_digit: float, per_node: float | None = None) -> Program:
+                       per_digit: float, per_node: float | None = None,
+                       weights: np.ndarray | None = None) -> Program:
     """Shorten constants one at a time while each digit saved costs at most
     ``per_digit``, then compare the sides of differences set against a constant
-    while each node saved costs at most ``per_node`` (default: two digits)."""
+    while each node saved costs at most ``per_node`` (default: two digits).
+    Fidelity is the share of ``target`` reproduced, weighted by ``weights``."""
     target = np.asarray(target, dtype=bool)
-    base = float((program.evaluate(env) == target).mean())
+
+    def fidelity_of(trial: Program) -> float:
+        pred = np.broadcast_to(np.asarray(trial.evaluate(env), dtype=bool), target.shape)
+        return float(np.average(pred == target, weights=weights))
+
+    base = fidelity_of(program)
 
     def cost(trial: Program) -> float:
         """Fidelity lost by ``trial``; infinite where it loses an exact fit."""
-        fidelity = float((trial.evaluate(env) == target).mean())
+        fidelity = fidelity_of(trial)
         return np.inf if base == 1.0 and fidelity < 1.0 else base - fidelity
 
     for path in constant_paths(program):

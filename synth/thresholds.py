@@ -190,9 +190,10 @@ def _table(codes: np.ndarray, counts: np.ndarray, z: np.ndarray, w: np.ndarray, 
             return 0, j
         if KINDS[k] == GT:
             return j + 1, c - 1
-        # the band i..j sums to P_j - P_{i-1}; i is where that extremum was met
-        target = (low if KINDS[k] == IN else high)[s + j]
-        i = int(np.flatnonzero(before[s:s + j + 1] == target)[0])
+        # the band i..j sums to P_j - P_{i-1}; i is where that extremum was first met
+        # (found directly: the shifted running extremes are exact for integer weights only)
+        window = before[s:s + j + 1]
+        i = int(np.argmin(window) if KINDS[k] == IN else np.argmax(window))
         return i, j
 
     return table, located

@@ -72,6 +72,33 @@ def test_noisy_labels_give_the_simple_program_not_the_noise():
     assert s.best_.size <= 9
 
 
+def test_weights_decide_which_labels_a_program_must_explain():
+    """A block of wrong labels across the boundary of ``x > 20``: counted in full
+    they move the cut; counted little (as a network's doubtful answers are,
+    see synth.confidence) they do not."""
+    truth = X > 20
+    doubtful = (X > 20) & (X < 24) & (Y < 30)
+    labels = (truth & ~doubtful).astype(int)
+    plain = quick(time_limit=10.0).fit(ENV, labels)
+    assert not np.array_equal(plain.predict(ENV), truth.astype(int))
+    weights = np.where(doubtful, 0.05, 1.0)
+    weighted = quick(time_limit=10.0).fit(ENV, labels, sample_weight=weights)
+    assert np.array_equal(weighted.predict(ENV), truth.astype(int)), str(weighted.best_.program)
+    # fidelity on the front is the weighted share of labels reproduced
+    assert weighted.best_.fidelity > 0.99 > float((weighted.predict(ENV) == labels).mean())
+
+
+@pytest.mark.parametrize("weights, message", [
+    (np.ones(5), "does not match"),
+    (np.zeros(30), "positive"),
+    (np.full(30, np.nan), "finite"),
+])
+def test_bad_weights_get_a_clear_error(weights, message):
+    env = {"x": np.arange(30), "y": np.arange(30)}
+    with pytest.raises(ValueError, match=message):
+        Synthesizer(time_limit=1).fit(env, np.arange(30) % 2, sample_weight=weights)
+
+
 def test_printed_python_computes_the_predictions():
     labels = ((X + Y) % 5 < 2).astype(int)
     s = quick().fit(ENV, labels)

@@ -87,8 +87,7 @@ def run_peer(name: str, env: Mapping[str, np.ndarray], labels: np.ndarray,
             "holdout_fidelity": holdout, "agreement": agreement, "exact": agreement == 1.0,
             "seconds": seconds, "cpu_seconds": cpu, "programs_evaluated": None,
             "programs_per_second": None,
-            "front": [list(p) for p in result.front] or [[int(result.size), fit_fidelity,
-                                                          holdout]],
+            "front": [list(p) for p in result.front],
             "error": None}
 
 

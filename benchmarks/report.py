@@ -146,6 +146,13 @@ def best_within(front: Sequence[Sequence], size: int) -> float | None:
     return max(scores) if scores else None
 
 
+def _front_of(result: dict) -> list:
+    """A result's front; a program alone (a genetic program) is a front of one."""
+    return result.get("front") or [[result["size"], result.get("fit_fidelity",
+                                                                result["fidelity"]),
+                                     result.get("holdout_fidelity")]]
+
+
 def equal_size_table(docs: Sequence[dict]) -> str:
     """Per peer: on how many tasks the engine's front is at least as faithful
     (held out) as the peer's at the engine's chosen size, and at the peer's
@@ -157,15 +164,16 @@ def equal_size_table(docs: Sequence[dict]) -> str:
     for m in [m for m in _methods(docs) if m != "synth"]:
         pairs = [(_result(d, "synth"), _result(d, m)) for d in docs]
         pairs = [(e, p) for e, p in pairs if e and p and not e.get("error")
-                 and not p.get("error") and e.get("front") and p.get("front")]
+                 and not p.get("error") and e.get("front")]
         if not pairs:
             continue
-        at_engine = sum(best_within(p["front"], e["size"]) is None
-                        or best_within(e["front"], e["size"]) >= best_within(p["front"], e["size"])
-                        for e, p in pairs)
-        at_peer = sum(best_within(e["front"], p["size"]) is not None
-                      and best_within(e["front"], p["size"]) >= best_within(p["front"], p["size"])
-                      for e, p in pairs)
+        at_engine = at_peer = 0
+        for e, p in pairs:
+            ours, theirs = e["front"], _front_of(p)
+            rival = best_within(theirs, e["size"])
+            at_engine += rival is None or best_within(ours, e["size"]) >= rival
+            mine = best_within(ours, p["size"])
+            at_peer += mine is not None and mine >= best_within(theirs, p["size"])
         body.append([m, str(len(pairs)), f"{at_engine}/{len(pairs)}", f"{at_peer}/{len(pairs)}",
                      _cell(float(np.median([e["size"] for e, _ in pairs])), 0),
                      _cell(float(np.median([p["size"] for _, p in pairs])), 0)])

@@ -441,8 +441,10 @@ def test_fidelity_at_equal_size_compares_the_best_programs_no_larger():
         # a larger tree more faithful than the whole front: behind at the tree's size
         doc("b", {"size": 7, "front": front}, {"size": 101, "front": [[9, 0.8, 0.8],
                                                                       [101, 1.0, 0.99]]}),
-        # a tree as small as the engine's program and more faithful: behind at both
-        doc("c", {"size": 7, "front": front}, {"size": 5, "front": [[5, 0.99, 0.95]]})]
+        # a program as small as the engine's and more faithful: behind at both (a
+        # peer without a front is its one program)
+        doc("c", {"size": 7, "front": front}, {"size": 5, "fidelity": 0.98,
+                                               "fit_fidelity": 0.99, "holdout_fidelity": 0.95})]
     table = equal_size_table(docs)
     assert "| tree | 3 | 2/3 | 1/3 | 7 | 15 |" in table
 

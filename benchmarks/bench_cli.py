@@ -57,10 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help=f"also run peers on the same labels and budget: all of them "
                              f"(grids: {', '.join(PEERS)}; images: {', '.join(IMAGE_PEERS)}) "
                              f"or a comma-separated subset")
-    parser.add_argument("--ignore-confidence", action="store_true",
-                        help="grid tasks from networks: count every label the same (by "
-                             "default a label counts in proportion to the network's logit "
-                             "margin where that is among the smallest tenth)")
+    parser.add_argument("--confidence", action="store_true",
+                        help="grid tasks from networks: a label counts in proportion to the "
+                             "network's logit margin where that is among the smallest tenth "
+                             "(synth.confidence); by default every label counts the same")
     parser.add_argument("--workers", type=int, default=1, help="local worker processes")
     parser.add_argument("--ray-address",
                         help="run tasks on Ray instead ('local' starts one here, 'auto' joins "
@@ -173,7 +173,7 @@ def run_bench(args) -> int:
     config = BenchConfig(source=source, seed=args.seed, time_limit=args.time_limit,
                          peers=select_peers(args.peers, tasks), synth_options=options,
                          train=train, images=image_settings(args) if images else None,
-                         confidence=not args.ignore_confidence)
+                         confidence=args.confidence)
     out = Path(args.out or f"bench/{suite}-{source}")
     executor = make_executor(args.workers, args.ray_address)
     try:

@@ -63,7 +63,7 @@ class BenchConfig:
     cache_dir: str | None = None
     images: ImageBenchSettings | None = None  # image tasks (default settings when None)
     # grid tasks from networks: weigh each label by the network's confidence in it
-    confidence: bool = True
+    confidence: bool = False
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:

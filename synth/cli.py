@@ -45,10 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--arch", help="architecture of --model (e.g. mlp)")
     search.add_argument("--hint", help="image domains (mnist, digits): a user template, "
                                        "an image file or .npy")
-    search.add_argument("--ignore-confidence", action="store_true",
-                        help="with --model: count every label the same (by default a label "
-                             "counts in proportion to the network's logit margin where that "
-                             "is among the smallest tenth, see synth.confidence)")
+    search.add_argument("--confidence", action="store_true",
+                        help="with --model: a label counts in proportion to the network's "
+                             "logit margin where that is among the smallest tenth "
+                             "(synth.confidence); by default every label counts the same")
     add_search_options(search)
     search.set_defaults(run=run_search)
 
@@ -109,7 +109,7 @@ def run_search(args) -> int:
     oracle = _oracle(args, domain)
     inputs = domain.all_inputs()
     labels = oracle.labels(inputs)
-    weights = None if args.ignore_confidence else oracle_weights(oracle, inputs)
+    weights = oracle_weights(oracle, inputs) if args.confidence else None
     synthesizer.fit(inputs, labels, sample_weight=weights)
     from synth.report import grid_data  # the data `synth report` draws heatmaps from
     report(synthesizer.result_, args.json, extra={"data": grid_data(domain, labels)})

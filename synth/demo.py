@@ -49,7 +49,6 @@ def train_network(labels: np.ndarray, seed: int, epochs: int = 800):
 def run(args) -> int:
     from oracles.torch_oracle import TorchOracle
     from synth.cli import report, synthesizer_from
-    from synth.confidence import oracle_weights
 
     out = sys.stdout
     hidden = hidden_program()
@@ -62,9 +61,7 @@ def run(args) -> int:
     labels = oracle.labels(inputs)
     print(f"Trained an MLP in {time.perf_counter() - start:.1f} s; it agrees with the hidden "
           f"program on {np.mean(labels == truth):.2%} of the grid.\n", file=out)
-    # the network's doubtful answers count less (synth.confidence), as in `synth search --model`
-    synthesizer = synthesizer_from(args).fit(inputs, labels,
-                                             sample_weight=oracle_weights(oracle, inputs))
+    synthesizer = synthesizer_from(args).fit(inputs, labels)
     report(synthesizer.result_, args.json, out)
     recovered = synthesizer.predict(inputs)
     print(f"\nHidden:    {to_expression(hidden)}", file=out)

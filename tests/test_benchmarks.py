@@ -253,20 +253,21 @@ def test_small_suite_runs_end_to_end_from_networks(tmp_path):
     assert len(list((tmp_path / "cache" / "networks").glob("*.pt"))) == 3
 
 
-def test_network_labels_are_weighed_by_the_networks_confidence_unless_told_not(tmp_path):
+def test_network_labels_are_weighed_by_the_networks_confidence_when_asked(tmp_path):
     from benchmarks.runner import _oracle_labels
 
     task, train = TASKS[0], TrainSettings(epochs=60, hidden=(32,))
     env = task.grid().all_inputs()
     truth = task.hidden().evaluate(env)
-    weighed = config(source="network", train=train, cache_dir=str(tmp_path / "cache"))
+    weighed = config(source="network", train=train, cache_dir=str(tmp_path / "cache"),
+                     confidence=True)
     labels, _, weights = _oracle_labels(task, weighed, env, truth)
     assert weights.shape == labels.shape and weights.min() > 0 and weights.max() == 1.0
     assert 0.05 <= np.mean(weights < 1) <= 0.15  # the least sure tenth counts less
-    plain = config(source="network", train=train, cache_dir=str(tmp_path / "cache"),
-                   confidence=False)
-    assert _oracle_labels(task, plain, env, truth)[2] is None
-    assert _oracle_labels(task, config(), env, truth)[2] is None  # the labels themselves
+    plain = config(source="network", train=train, cache_dir=str(tmp_path / "cache"))
+    assert _oracle_labels(task, plain, env, truth)[2] is None  # the default: all the same
+    labels_only = config(confidence=True)  # the labels themselves: nothing to weigh by
+    assert _oracle_labels(task, labels_only, env, truth)[2] is None
 
 
 def test_markdown_sections_are_replaced_in_place_or_appended(tmp_path):

@@ -1,12 +1,14 @@
 """How much a network's answer counts: its confidence as a label's weight.
 
-A network trained on a program is wrong mostly where it is unsure: on the
-grid suite's MLPs, 90-100% of the pairs where the network and its hidden
-program disagree lie among the tenth of the pairs with the smallest logit
-margin (measured with the suite's cached networks).  Counting those labels
-less lets the program that explains the network's confident answers beat
-the one that also copies its doubtful ones, without throwing any label
-away: a doubtful label still pins a boundary where nothing else does.
+A network trained on a program is wrong mostly where it is unsure: on 30 of
+the 36 grid-suite MLPs that disagree with their hidden program anywhere, at
+least 90% of those pairs lie among the tenth of the grid with the smallest
+logit margin (``python -m benchmarks.doubt``).  Counting those labels less
+lets the program that explains the network's confident answers beat the one
+that also copies its doubtful ones, without throwing any label away: a
+doubtful label still pins a boundary where nothing else does.  A rare true
+feature the network is unsure of (a sparse lattice of points) counts less
+too, which is why weighting is an option, not the default.
 """
 from __future__ import annotations
 

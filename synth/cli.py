@@ -112,7 +112,9 @@ def run_search(args) -> int:
     weights = oracle_weights(oracle, inputs) if args.confidence else None
     synthesizer.fit(inputs, labels, sample_weight=weights)
     from synth.report import grid_data  # the data `synth report` draws heatmaps from
-    report(synthesizer.result_, args.json, extra={"data": grid_data(domain, labels)})
+    report(synthesizer.result_, args.json,
+           extra={"data": grid_data(domain, labels),
+                  "label_weights": "uniform" if weights is None else "network confidence"})
     return 0
 
 

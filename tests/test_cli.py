@@ -104,7 +104,13 @@ def test_search_reads_a_saved_network(tmp_path, capsys):
     out = tmp_path / "net.json"
     assert main(["search", "--domain", "grid:20x20", "--model", str(path), "--time-limit", "10",
                  "--max-feature-size", "4", "--json", str(out), "--quiet"]) == 0
-    assert json.loads(out.read_text())["best"]["fidelity"] > 0.97
+    result = json.loads(out.read_text())
+    assert result["best"]["fidelity"] > 0.97 and result["label_weights"] == "uniform"
+    # --confidence: the network's doubtful answers count less, and the record says so
+    assert main(["search", "--domain", "grid:20x20", "--model", str(path), "--time-limit", "10",
+                 "--max-feature-size", "4", "--json", str(out), "--quiet", "--confidence"]) == 0
+    result = json.loads(out.read_text())
+    assert result["best"]["fidelity"] > 0.97 and result["label_weights"] == "network confidence"
 
 
 def test_a_file_that_is_not_a_model_is_named(tmp_path, capsys):

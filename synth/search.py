@@ -126,7 +126,7 @@ class Synthesizer:
             sample_weight: np.ndarray | None = None) -> Synthesizer:
         """Search for programs over ``inputs`` (name -> array of N) explaining ``labels``.
 
-        ``sample_weight`` (N non-negative numbers) says how much each label
+        ``sample_weight`` (N positive numbers) says how much each label
         counts: fidelity is then the weighted share of labels reproduced, in
         the search and on the front (e.g. a network's confidence, see
         :func:`synth.confidence.confidence_weights`).  Exactness still means

@@ -138,7 +138,7 @@ class Composer:
                 grown = [self.make(_replace(f.tree, path, (op, sub, ("atom", k))),
                                    f.atoms + (atom,))
                          for atom in self.conditional(p0, p1, top)]
-                if op in _PAIRED and all(self.score(g) <= self.score(f) for g in grown):
+                if op in _PAIRED:  # even where one atom helps: two may help more
                     grown += self._grow_pair(f, path, sub, op)
                 out.extend(grown)
         return out
@@ -195,23 +195,30 @@ class Composer:
                            for a, b in ((no, no), (yes, no), (yes, yes)))
         target = self.z == both
         emphasis = np.where(one == none, target, ~target)
-        return [formula
+        # the first, fitted before its partner, is refitted given it: a stand-in
+        # for the pair alone (``x - (y // 20) ** 2 < -15``) may be beside the
+        # partner (``y > 100``) no better than a plain atom (``x < 10``)
+        return [self._refit_slot(formula, formula.atoms.index(b1))
                 for b1 in self.best_atoms(target, self.w * (none != both) * (1 + 9 * emphasis), 1)
                 for formula in self._fit_new(tree, atoms + (b1,), second, 1)]
 
     def refit(self, f: Formula, passes: int | None = None) -> Formula:
         """Coordinate ascent: refit each atom slot given the others."""
         for _ in range(self.refit_passes if passes is None else passes):
-            improved = False
+            before = f
             for k in range(len(f.atoms)):
-                p0, p1 = self._slot_outputs(f.tree, f.atoms, _atom_path(f.tree, k))
-                for atom in self.conditional(p0, p1, 1):
-                    atoms = f.atoms[:k] + (atom,) + f.atoms[k + 1:]
-                    candidate = self.make(f.tree, atoms)
-                    if self.score(candidate) > self.score(f) + 1e-12:
-                        f, improved = candidate, True
-            if not improved:
+                f = self._refit_slot(f, k)
+            if f is before:
                 break
+        return f
+
+    def _refit_slot(self, f: Formula, k: int) -> Formula:
+        """``f`` with its ``k``-th atom refitted given the others, if that scores higher."""
+        p0, p1 = self._slot_outputs(f.tree, f.atoms, _atom_path(f.tree, k))
+        for atom in self.conditional(p0, p1, 1):
+            candidate = self.make(f.tree, f.atoms[:k] + (atom,) + f.atoms[k + 1:])
+            if self.score(candidate) > self.score(f) + 1e-12:
+                f = candidate
         return f
 
     def mutate(self, f: Formula) -> Formula:

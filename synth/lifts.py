@@ -1,6 +1,6 @@
 """Conic lifts: a quadratic term plus integer multiples of other terms.
 
-``(x - 56)**2 + (y - 40)**2 < 800`` is ``x**2 + y**2 - 112*x - 80*y < -3536``:
+``(x - 56)**2 + (y - 40)**2 < 800`` is ``x**2 + y**2 - 112*x - 80*y < -3936``:
 the square ``x ** 2`` lifted by ``y ** 2``, ``x`` and ``y`` -- a circle moved
 off the origin.  A parabola's vertex (``x**2 - 6*x - 50*y``) and a
 hyperbola's centre (``x*y - 20*x - 30*y``) move the same way.  Enumeration
@@ -9,7 +9,8 @@ cannot hold four terms; here they are fitted.  A logistic regression over
 the term and its lifts gives a direction, scaled so that the term's
 coefficient is one and rounded to integers; a local search over neighbouring
 integer coefficients then keeps the one whose best threshold explains the
-most weight.
+most weight.  The fitted lift is printed centred again where its
+coefficients allow (``(x - 56) ** 2 + (y - 40) ** 2``).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from dsl.program import Const, Program, apply
+from dsl.program import Apply, Const, Program, apply
 from dsl.types import INT
 from synth.thresholds import best_thresholds
 
@@ -92,11 +93,37 @@ def _climb(start: tuple[int, ...], feature: np.ndarray, inputs: np.ndarray, z: n
 
 def lift_program(feature: Program, inputs: Sequence[Program],
                  coefficients: Sequence[int]) -> Program:
-    """``feature + a1 * x1 + ...`` with the terms of zero coefficient left out."""
-    out = feature
-    for term, a in zip(inputs, coefficients):
-        if a == 0:
-            continue
-        scaled = term if abs(a) == 1 else apply("mul", Const(abs(int(a)), INT), term)
+    """``feature + a1 * x1 + ...`` up to a constant (which a threshold absorbs),
+    in centred form where the coefficients allow: ``x ** 2 - 112 * x`` as
+    ``(x - 56) ** 2``, ``x * y - 20 * x - 30 * y`` as ``(x - 30) * (y - 20)``.
+    The centred form is smaller, and its constants are the ones a person
+    writes, so rounding them (:mod:`synth.simplify`) rounds the right numbers."""
+    nonzero = [(t, int(a)) for t, a in zip(inputs, coefficients) if a]
+    linear = {t: a for t, a in nonzero if not isinstance(t, Apply)}
+    squares = {t.args[0]: a for t, a in nonzero if isinstance(t, Apply)}
+    terms: list[tuple[Program, int]] = []
+    if feature.primitive.name == "mul":  # x * y + p * x + q * y: (x + q) * (y + p)
+        first, second = feature.args
+        terms.append((apply("mul", _shifted(first, linear.pop(second, 0)),
+                            _shifted(second, linear.pop(first, 0))), 1))
+    else:
+        squares = {feature.args[0]: 1, **squares}
+    for var, a in squares.items():
+        b = linear.pop(var, 0)
+        if b % (2 * a) == 0:
+            terms.append((apply("square", _shifted(var, b // (2 * a))), a))
+        else:
+            terms += [(apply("square", var), a), (var, b)]
+    terms += list(linear.items())
+    out = terms[0][0]
+    for term, a in terms[1:]:
+        scaled = term if abs(a) == 1 else apply("mul", Const(abs(a), INT), term)
         out = apply("add" if a > 0 else "sub", out, scaled)
     return out
+
+
+def _shifted(var: Program, k: int) -> Program:
+    """``var + k``, written ``var - |k|`` for negative ``k``."""
+    if k == 0:
+        return var
+    return apply("add" if k > 0 else "sub", var, Const(abs(k), INT))

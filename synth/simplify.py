@@ -4,7 +4,8 @@ A network's boundary is blurred, so a threshold fitted to its labels lands
 near the true constant, not on it (``x * y > 1798`` for ``1800``).  Each
 constant is shortened to fewer significant digits when that costs at most
 ``per_digit`` fidelity for every digit saved: a description-length trade of
-digits against errors.  A difference compared with a constant near zero
+digits against errors; a comparison with its constant then takes ``<`` or
+``<=`` as the labels of the points on the constant say.  A difference compared with a constant near zero
 (``x ** 2 - 50 * y < -1``) may compare its sides instead (``x ** 2 < 50 * y``)
 for ``per_node`` fidelity per node saved.  Labels a program reproduces exactly
 are not blurred: such a program keeps every constant that makes it so.
@@ -69,6 +70,10 @@ def simplify_constants(program: Program, env: Mapping[str, np.ndarray], target: 
             if lost <= per_digit * (significant_digits(node.value) - significant_digits(v)):
                 program, base = trial, base - lost
                 break
+        twin = _inclusive_twin(program, path[:-1])
+        gained = -cost(twin) if twin is not None else 0.0
+        if gained > 0:
+            program, base = twin, base + gained
     per_node = 2 * per_digit if per_node is None else per_node
     for path in _difference_comparisons(program):
         node = node_at(program, path)
@@ -78,6 +83,21 @@ def simplify_constants(program: Program, env: Mapping[str, np.ndarray], target: 
         if lost <= per_node * (node.size - sides.size):
             program, base = trial, base - lost
     return program
+
+
+#: Each ordering comparison and the one that differs only where its sides are equal.
+_TWINS = {"lt": "le", "le": "lt", "gt": "ge", "ge": "gt"}
+
+
+def _inclusive_twin(program: Program, path: tuple) -> Program | None:
+    """The comparison at ``path`` with its twin (``<`` for ``<=``, ``>`` for
+    ``>=``), or None where no comparison is there.  A round constant may fall
+    on the queries themselves (``x ** 2 + y ** 2 < 4000`` at ``(20, 60)``):
+    which side those points take is for the labels to say, at no cost in size."""
+    node = node_at(program, path)
+    if not isinstance(node, Apply) or node.primitive.name not in _TWINS:
+        return None
+    return replace_at(program, path, apply(_TWINS[node.primitive.name], *node.args))
 
 
 def _difference_comparisons(program: Program, path: tuple = ()) -> list[tuple]:

@@ -136,3 +136,18 @@ def test_search_recovers_an_m_of_n_rule(seed, n, data):
     rig = Rig(features, z)
     best = rig.composer.search([rig.atom(f) for f in range(FEATURES)], float("inf"))[0]
     assert best == rig.formula(at_least(k, n), *range(n)), str(rig.program(best.tree, best.atoms))
+
+
+def test_a_pair_is_refitted_given_its_partner():
+    """``f0 or (f1 and f2)``, with a stand-in ``f3`` that is True on most rows
+    the pair must make True and few others: the pair's first atom, fitted
+    alone as a necessary condition, is the stand-in; given its partner the
+    plain atom is exact, and the grown pair says so."""
+    f = bits(5)
+    need = f[1] & f[2]
+    noise = np.random.default_rng(1).random((2, ROWS))
+    f[3] = (need & (noise[0] > 0.03)) | (noise[1] < 0.05)
+    rig = Rig(f, f[0] | need)
+    start = rig.formula(("atom", 0), 0)
+    grown = rig.composer._grow_pair(start, (), start.tree, "or")
+    assert [str(rig.program(g.tree, g.atoms)) for g in grown] == ["f1 and f2 or f0"]

@@ -123,6 +123,23 @@ def test_constants_are_rounded_when_a_digit_costs_almost_nothing():
     assert simplify_constants(modular, env, labels, per_digit=1e-3) == modular
 
 
+def test_a_round_constant_on_the_queries_takes_the_side_their_labels_say():
+    """``x * y <= 1800`` seen through a blurred boundary: the fitted ``1797``
+    rounds to ``1800``, which pairs such as ``(30, 60)`` lie on; ``<`` or
+    ``<=`` is the one their labels say."""
+    from dsl.domains import GridDomain
+    from dsl.program import apply, const
+    from synth.simplify import simplify_constants
+
+    env = GridDomain((64, 64)).all_inputs()
+    product = env["x"] * env["y"]
+    wrong = (product == 1798) | (product == 100)  # the blur, and an error far off
+    fitted = apply("lt", apply("mul", Var("x"), Var("y")), const(1797))
+    for labels, expected in (((product <= 1800) ^ wrong, "x * y <= 1800"),
+                             ((product < 1800) ^ wrong, "x * y < 1800")):
+        assert str(simplify_constants(fitted, env, labels, per_digit=1e-3)) == expected
+
+
 def test_a_program_that_fits_every_label_keeps_the_constants_that_make_it_so():
     from dsl.domains import GridDomain
     from dsl.program import apply, const
@@ -257,3 +274,33 @@ def test_a_conic_is_lifted_off_the_origin_by_integer_coefficients():
         assert score == 2048, hidden
         program = lift_program(term, others, coefficients)
         assert set(program.inputs) == {"x", "y"} and program.size <= 13, str(program)
+
+
+def test_a_lift_prints_centred_where_its_coefficients_allow():
+    from synth.lifts import conic_lifts, lift_program
+
+    lifts = {str(term): (term, others) for term, others in conic_lifts([Var("x"), Var("y")])}
+    for term, coefficients, expected in [
+            ("x ** 2", (1, -112, -80), "(x - 56) ** 2 + (y - 40) ** 2"),
+            ("x ** 2", (3, 4, -12), "(x + 2) ** 2 + 3 * (y - 2) ** 2"),
+            ("x ** 2", (0, -6, -50), "(x - 3) ** 2 - 50 * y"),
+            ("x ** 2", (1, -111, 0), "x ** 2 - 111 * x + y ** 2"),  # odd: no integer centre
+            ("x * y", (-20, -30), "(x - 30) * (y - 20)")]:
+        assert str(lift_program(*lifts[term], coefficients)) == expected
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(["x ** 2", "y ** 2", "x * y"]), st.data())
+def test_a_lift_is_its_sum_of_terms_up_to_a_constant(term, data):
+    """Centring changes a lift by a constant only, which a threshold absorbs."""
+    from synth.lifts import conic_lifts, lift_program
+
+    env = {"x": np.arange(-20, 21).repeat(41), "y": np.tile(np.arange(-20, 21), 41)}
+    lifts = {str(t): (t, others) for t, others in conic_lifts([Var("x"), Var("y")])}
+    feature, others = lifts[term]
+    coefficients = data.draw(st.lists(st.integers(-9, 9), min_size=len(others),
+                                      max_size=len(others)))
+    program = lift_program(feature, others, coefficients)
+    expanded = feature.evaluate(env) + sum(a * t.evaluate(env)
+                                           for t, a in zip(others, coefficients))
+    assert np.ptp(program.evaluate(env) - expanded) == 0, str(program)

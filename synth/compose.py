@@ -25,6 +25,9 @@ OPS = ("and", "or", "xor")
 #: Connectives grown by a pair of atoms joined by the dual connective.
 _PAIRED = {"or": "and", "and": "or"}
 _NP = {"and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor}
+#: When a slot grows by a pair of atoms: at every growth (two atoms may help more
+#: than the best one), or only where no single atom helps (half the queries).
+PAIRS = ("always", "fallback")
 #: The node "at least k of its children" (2 <= k < n: k = n is an and, k = 1 an or).
 COUNT = "atleast"
 
@@ -58,8 +61,10 @@ class Composer:
     def __init__(self, best_atoms: Callable, truth: Callable[[Split], np.ndarray],
                  size_of: Callable[[Tree, tuple[Split, ...]], int], z: np.ndarray,
                  w: np.ndarray, penalty: float, beam_width: int = 4, max_atoms: int = 4,
-                 refit_passes: int = 2, passes: int = 1,
+                 refit_passes: int = 2, passes: int = 1, pairs: str = "always",
                  clock: Callable[[], float] = time.perf_counter) -> None:
+        if pairs not in PAIRS:
+            raise ValueError(f"pairs must be one of {PAIRS}, got {pairs!r}")
         self.best_atoms, self.truth, self.size_of = best_atoms, truth, size_of
         self.z = np.asarray(z, dtype=bool)
         self.w = np.asarray(w, dtype=np.float64)
@@ -68,6 +73,7 @@ class Composer:
         self.penalty = penalty
         self.beam_width, self.max_atoms, self.refit_passes = beam_width, max_atoms, refit_passes
         self.passes = passes
+        self.pairs = pairs
         self.clock = clock
         self.seen: dict[tuple, Formula] = {}
         self.evaluated = 0
@@ -138,7 +144,8 @@ class Composer:
                 grown = [self.make(_replace(f.tree, path, (op, sub, ("atom", k))),
                                    f.atoms + (atom,))
                          for atom in self.conditional(p0, p1, top)]
-                if op in _PAIRED:  # even where one atom helps: two may help more
+                if op in _PAIRED and (self.pairs == "always"
+                                      or all(self.score(g) <= self.score(f) for g in grown)):
                     grown += self._grow_pair(f, path, sub, op)
                 out.extend(grown)
         return out

@@ -467,7 +467,7 @@ def recover_image_program(images: np.ndarray, labels: np.ndarray, *, oracle=None
     log(f"searching {len(features)} features for at most {budget:.0f} s")
     t0 = time.perf_counter()
     synth = Synthesizer(time_limit=budget, features=features, max_feature_size=max_feature_size,
-                        max_atoms=max_atoms, beam_width=beam_width,
+                        max_atoms=max_atoms, beam_width=beam_width, pairs="fallback",
                         primitives=IMAGE_PRIMITIVES, seed=seed,
                         complexity_penalty=complexity_penalty, clock=clock,
                         progress=log is not _quiet)

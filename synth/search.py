@@ -35,7 +35,7 @@ from tqdm import tqdm
 from dsl.primitives import ARITHMETIC, BUILTIN, REGISTRY
 from dsl.program import Apply, Const, Program, Var, apply, const
 from dsl.types import BOOL, IMAGE, INT, NUM, REAL, Type
-from synth.compose import COUNT, Composer, Formula, Tree
+from synth.compose import COUNT, PAIRS, Composer, Formula, Tree
 from synth.decompose import xor_split
 from synth.enumerate import Enumerator, Grammar
 from synth.atom_fitter import RATIO_SLACK, AtomFitter, LinePool
@@ -79,6 +79,9 @@ class Synthesizer:
     max_atoms: largest number of atoms in a formula.
     passes: composition passes, each with a beam twice as wide as the last,
         while time remains and no formula fits every row.
+    pairs: when composition grows a slot by a pair of atoms, ``"always"`` or
+        ``"fallback"`` (only where no single atom helps: cheaper where each
+        query is costly, as over image features).
     complexity_penalty: fidelity one unit of size must buy to be worth it.
     clock: what ``time_limit`` counts: ``"wall"`` seconds, or ``"cpu"`` seconds
         of this process -- the same search on a busy machine then finds the
@@ -95,6 +98,7 @@ class Synthesizer:
 
     def __init__(self, *, time_limit: float = 60.0, max_feature_size: int = 6,
                  max_atoms: int = 12, beam_width: int = 4, passes: int = 4,
+                 pairs: str = "always",
                  complexity_penalty: float = 5e-4,
                  holdout: float = 0.2, signature_size: int = 2048, max_features: int = 2500,
                  linear_pairs: int = 24, primitives: Sequence[str] | None = None,
@@ -106,6 +110,7 @@ class Synthesizer:
         self.max_atoms = max_atoms
         self.beam_width = beam_width
         self.passes = passes
+        self.pairs = pairs
         self.complexity_penalty = complexity_penalty
         self.holdout = holdout
         self.signature_size = signature_size
@@ -133,6 +138,8 @@ class Synthesizer:
         every label."""
         if self.clock not in CLOCKS:
             raise ValueError(f"clock must be one of {sorted(CLOCKS)}, got {self.clock!r}")
+        if self.pairs not in PAIRS:
+            raise ValueError(f"pairs must be one of {PAIRS}, got {self.pairs!r}")
         now = self._now = CLOCKS[self.clock]
         start = self._start = now()
         deadline = start + 0.88 * self.time_limit  # the rest repairs, scores and reports
@@ -180,7 +187,8 @@ class Synthesizer:
             return _tree_program(tree, atoms, fitter.atom).size
 
         composer = Composer(fitter.best, fitter.truth, size_of, zf, w, self.complexity_penalty,
-                            self.beam_width, self.max_atoms, passes=self.passes, clock=now)
+                            self.beam_width, self.max_atoms, passes=self.passes,
+                            pairs=self.pairs, clock=now)
         initial = self._initial_atoms(fitter, bank, zf, w)
         try:
             formulas = composer.search(initial, deadline, self._on_level(composer, fitter.atom))
@@ -430,7 +438,7 @@ class Synthesizer:
 
         # a light size penalty: only exact results are kept, whatever their atoms cost
         composer = Composer(full.best, full.truth, size_of, z, np.ones(len(z)),
-                            self.complexity_penalty / 16, clock=self._now)
+                            self.complexity_penalty / 16, pairs=self.pairs, clock=self._now)
         found = []
         for f in sorted(formulas, key=lambda f: -f.correct):
             if self._now() > deadline:

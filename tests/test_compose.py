@@ -8,12 +8,13 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dsl.program import Var, apply
 from dsl.types import BOOL
-from synth.compose import COUNT, Composer, Formula, Tree, _at_least
+from synth.compose import COUNT, PAIRS, Composer, Formula, Tree, _at_least
 from synth.search import _tree_program
 from synth.thresholds import Split, ThresholdIndex
 
@@ -151,3 +152,26 @@ def test_a_pair_is_refitted_given_its_partner():
     start = rig.formula(("atom", 0), 0)
     grown = rig.composer._grow_pair(start, (), start.tree, "or")
     assert [str(rig.program(g.tree, g.atoms)) for g in grown] == ["f1 and f2 or f0"]
+
+
+def test_pairs_grow_beside_a_helpful_atom_only_when_always():
+    """``f0 or (f1 and f2)`` from ``f0``: the stand-in ``f3`` alone helps, so
+    growth by a pair happens beside it with ``pairs="always"`` and not with
+    ``"fallback"`` (pairs only where no single atom helps)."""
+    f = bits(5)
+    need = f[1] & f[2]
+    noise = np.random.default_rng(1).random((2, ROWS))
+    f[3] = (need & (noise[0] > 0.03)) | (noise[1] < 0.05)
+    rig = Rig(f, f[0] | need)
+    start = rig.formula(("atom", 0), 0)
+    grown = {}
+    for pairs in PAIRS:
+        rig.composer.pairs = pairs
+        grown[pairs] = {str(rig.program(g.tree, g.atoms)) for g in rig.composer.grow(start, top=1)}
+    assert "f0 or f3" in grown["fallback"] and "f1 and f2 or f0" not in grown["fallback"]
+    assert "f1 and f2 or f0" in grown["always"]
+
+
+def test_an_unknown_pair_policy_is_named():
+    with pytest.raises(ValueError, match="pairs"):
+        Composer(None, None, None, np.zeros(3, bool), np.ones(3), 1e-4, pairs="sometimes")

@@ -55,7 +55,8 @@ class Composer:
     ``best_atoms(z, w, top)`` answers conditional fits; ``truth(split)`` gives
     an atom's truth vector on the fit rows; ``size_of(tree, atoms)`` the
     printed size; ``penalty`` is the score cost of one unit of size as a
-    fraction of the total weight.
+    fraction of the total weight; ``pairs`` when a slot grows by a pair of
+    atoms (:data:`PAIRS`).
     """
 
     def __init__(self, best_atoms: Callable, truth: Callable[[Split], np.ndarray],

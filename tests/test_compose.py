@@ -139,31 +139,31 @@ def test_search_recovers_an_m_of_n_rule(seed, n, data):
     assert best == rig.formula(at_least(k, n), *range(n)), str(rig.program(best.tree, best.atoms))
 
 
-def test_a_pair_is_refitted_given_its_partner():
-    """``f0 or (f1 and f2)``, with a stand-in ``f3`` that is True on most rows
-    the pair must make True and few others: the pair's first atom, fitted
-    alone as a necessary condition, is the stand-in; given its partner the
-    plain atom is exact, and the grown pair says so."""
+def stand_in_rig() -> tuple[Rig, Formula]:
+    """Labels ``f0 or (f1 and f2)`` and the formula ``f0``, with a stand-in
+    ``f3`` for the pair: True on most rows the pair must make True, few others."""
     f = bits(5)
     need = f[1] & f[2]
     noise = np.random.default_rng(1).random((2, ROWS))
     f[3] = (need & (noise[0] > 0.03)) | (noise[1] < 0.05)
     rig = Rig(f, f[0] | need)
-    start = rig.formula(("atom", 0), 0)
+    return rig, rig.formula(("atom", 0), 0)
+
+
+def test_a_pair_is_refitted_given_its_partner():
+    """The pair's first atom, fitted alone as a necessary condition, is the
+    stand-in; given its partner the plain atom is exact, and the grown pair
+    says so."""
+    rig, start = stand_in_rig()
     grown = rig.composer._grow_pair(start, (), start.tree, "or")
     assert [str(rig.program(g.tree, g.atoms)) for g in grown] == ["f1 and f2 or f0"]
 
 
 def test_pairs_grow_beside_a_helpful_atom_only_when_always():
-    """``f0 or (f1 and f2)`` from ``f0``: the stand-in ``f3`` alone helps, so
-    growth by a pair happens beside it with ``pairs="always"`` and not with
-    ``"fallback"`` (pairs only where no single atom helps)."""
-    f = bits(5)
-    need = f[1] & f[2]
-    noise = np.random.default_rng(1).random((2, ROWS))
-    f[3] = (need & (noise[0] > 0.03)) | (noise[1] < 0.05)
-    rig = Rig(f, f[0] | need)
-    start = rig.formula(("atom", 0), 0)
+    """The stand-in ``f3`` alone helps, so growth by a pair happens beside it
+    with ``pairs="always"`` and not with ``"fallback"`` (pairs only where no
+    single atom helps)."""
+    rig, start = stand_in_rig()
     grown = {}
     for pairs in PAIRS:
         rig.composer.pairs = pairs

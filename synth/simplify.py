@@ -5,10 +5,11 @@ near the true constant, not on it (``x * y > 1798`` for ``1800``).  Each
 constant is shortened to fewer significant digits when that costs at most
 ``per_digit`` fidelity for every digit saved: a description-length trade of
 digits against errors; a comparison with its constant then takes ``<`` or
-``<=`` as the labels of the points on the constant say.  A difference compared with a constant near zero
-(``x ** 2 - 50 * y < -1``) may compare its sides instead (``x ** 2 < 50 * y``)
-for ``per_node`` fidelity per node saved.  Labels a program reproduces exactly
-are not blurred: such a program keeps every constant that makes it so.
+``<=`` as the labels of the points on the constant say.  A difference
+compared with a constant near zero (``x ** 2 - 50 * y < -1``) may compare its
+sides instead (``x ** 2 < 50 * y``) for ``per_node`` fidelity per node saved.
+Labels a program reproduces exactly are not blurred: such a program keeps
+every constant that makes it so.
 """
 from __future__ import annotations
 

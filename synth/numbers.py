@@ -63,3 +63,9 @@ def round_significant(value: float, digits: int) -> float:
     if value == 0 or not math.isfinite(value):
         return value
     return float(f"{value:.{digits - 1}e}")
+
+
+def significant_digits(value: float) -> int:
+    """Digits of ``value`` as printed, without sign, exponent or trailing zeros."""
+    mantissa = f"{abs(float(value)):.15g}".split("e")[0].replace(".", "").strip("0")
+    return max(len(mantissa), 1)

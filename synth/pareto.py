@@ -15,22 +15,47 @@ are exceptions it must list, and an exception (a row among thousands, about
 primitives and features): a node per exception is the cautious exchange rate.
 A network's labels (a few percent off any small program) never trigger this
 rule.
+
+Size is counted in nodes, and a constant's digits beyond its first cost
+``DIGIT_COST`` of a node each: ``3 * x + 2 * y < 230`` and the hyperbola
+``(x + 2006) * (y + 3009) < 6266400`` have nine nodes each, but the
+hyperbola states three fitted numbers to four or five digits, and buys a
+few labels with them (a network's blurred line is bent a little).
+Simplifying constants trades digits against fidelity at the same rate.
 """
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from dsl.program import Program
+from dsl.program import Const, Program
+from dsl.types import BOOL
+from synth.numbers import significant_digits
 from synth.results import Candidate
 
+#: What each significant digit of a constant beyond its first costs, in nodes.
+DIGIT_COST = 0.5
 
-def pareto_front(candidates: Iterable[tuple[Program, float]]) -> list[tuple[Program, float]]:
+
+def spare_digits(program: Program) -> int:
+    """Significant digits of the numeric constants of ``program`` beyond the
+    first of each (``2006`` has three, ``2000`` none)."""
+    return sum(significant_digits(n.value) - 1 for n in program.walk()
+               if isinstance(n, Const) and n.type is not BOOL)
+
+
+def pareto_front(candidates: Iterable[tuple[Program, float]], penalty: float = 0.0
+                 ) -> list[tuple[Program, float]]:
     """``(program, fidelity)`` pairs not dominated in (smaller size, higher
-    fidelity), by increasing size."""
+    fidelity), by increasing size.  Of one size the program kept is the one
+    with the highest fidelity less ``penalty * DIGIT_COST`` for each spare
+    digit, unless another reproduces every label."""
+    def merit(program: Program, fidelity: float) -> tuple[bool, float]:
+        return fidelity == 1.0, fidelity - penalty * DIGIT_COST * spare_digits(program)
+
     best_by_size: dict[int, tuple[Program, float]] = {}
     for program, fidelity in candidates:
         kept = best_by_size.get(program.size)
-        if kept is None or fidelity > kept[1]:
+        if kept is None or merit(program, fidelity) > merit(*kept):
             best_by_size[program.size] = (program, fidelity)
     front: list[tuple[Program, float]] = []
     for size in sorted(best_by_size):
@@ -46,13 +71,16 @@ EXACT_SLACK = 8
 
 def pick_best(front: list[Candidate], penalty: float, rows: tuple[int, int] = (0, 0)
               ) -> Candidate:
-    """The front member with the highest ``fidelity - penalty * size``, or the
+    """The front member with the highest ``fidelity - penalty * size`` (spare
+    digits counted in the size at ``DIGIT_COST``), or the
     smallest exact one (every fit and held-out label) within ``EXACT_SLACK``
     nodes of it, plus one per label it gets wrong of ``rows`` (fit rows,
     held-out rows)."""
     if not front:
         raise ValueError("empty Pareto front")
-    best = max(front, key=lambda c: (c.fidelity - penalty * c.size, -c.size))
+    best = max(front, key=lambda c: (c.fidelity - penalty * (c.size + DIGIT_COST
+                                                             * spare_digits(c.program)),
+                                     -c.size))
     slack = EXACT_SLACK + _errors(best, rows)
     exact = [c for c in front if is_exact(c) and c.size <= best.size + slack]
     return best if is_exact(best) or not exact else min(exact, key=lambda c: c.size)

@@ -42,7 +42,7 @@ from synth.atom_fitter import RATIO_SLACK, AtomFitter, LinePool
 from synth.lifts import conic_lifts, fit_lift, lift_program
 from synth.linear import fit_linear_atoms, line_program, screen_pair
 from synth.modular import modular_lines
-from synth.pareto import is_exact, pareto_front, pick_best
+from synth.pareto import DIGIT_COST, is_exact, pareto_front, pick_best
 from synth.results import Candidate, SearchResult, SearchStats
 from synth.simplify import simplify_constants
 from synth.thresholds import Split, ThresholdIndex, best_threshold
@@ -200,7 +200,7 @@ class Synthesizer:
         fitted = [(_tree_program(f.tree, f.atoms, fitter.atom), f.correct / w.sum())
                   for f in chosen]
         fitted += [(p, _agreement(p, fit_env, zf, w)) for p in factored]
-        repair = (self._exact_repair(chosen, fitter, lines, env, z,
+        repair = (self._exact_repair(_formula_front(formulas, per_size=1), fitter, lines, env, z,
                                      start + 0.95 * self.time_limit) if n_hold else [])
         front = self._front(fitted, (fit_env, zf, w),
                             ({k: v[hold_rows] for k, v in env.items()}, z[hold_rows],
@@ -462,14 +462,14 @@ class Synthesizer:
         fit_env, zf, w = fit
         majority = Const(bool(np.average(zf, weights=w) >= 0.5), BOOL)
         fitted = [(majority, _agreement(majority, fit_env, zf, w)), *fitted]
-        front = pareto_front(fitted)
         simpler = []
-        for program, _ in front:
-            program = simplify_constants(program, fit_env, zf, self.complexity_penalty / 2,
+        for program, _ in fitted:
+            program = simplify_constants(program, fit_env, zf,
+                                         DIGIT_COST * self.complexity_penalty,
                                          self.complexity_penalty, weights=w)
             simpler.append((program, _agreement(program, fit_env, zf, w)))
         out = []
-        for program, fidelity in pareto_front(simpler):
+        for program, fidelity in pareto_front(simpler, self.complexity_penalty):
             holdout = _agreement(program, *held) if len(held[1]) else None
             out.append(Candidate.of(program, self.input_names_, fidelity, holdout))
         if exact:
@@ -595,14 +595,16 @@ def _row_hash(rows: np.ndarray) -> np.ndarray:
         return (z * mult).sum(axis=1, dtype=np.uint64)
 
 
-def _formula_front(formulas: list[Formula]) -> list[Formula]:
-    """Every formula that is the most faithful of its size seen: the front is
-    built from all of them, not only from the best-scoring ones."""
-    best: dict[int, Formula] = {}
+def _formula_front(formulas: list[Formula], per_size: int = 3) -> list[Formula]:
+    """The ``per_size`` most faithful formulas of each size seen: the front is
+    built from all of them, not only from the best-scoring ones, and of one
+    size the simplest constants may decide (a line before a hyperbola that
+    bends to a few more labels)."""
+    by_size: dict[int, list[Formula]] = {}
     for f in formulas:
-        if f.size not in best or f.correct > best[f.size].correct:
-            best[f.size] = f
-    return list(best.values())
+        by_size.setdefault(f.size, []).append(f)
+    return [f for group in by_size.values()
+            for f in sorted(group, key=lambda f: -f.correct)[:per_size]]
 
 
 def _shallow(program: Program) -> bool:

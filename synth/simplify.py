@@ -1,10 +1,10 @@
 """Simpler constants: a round number is worth a few disagreements.
 
 A network's boundary is blurred, so a threshold fitted to its labels lands
-near the true constant, not on it (``x * y > 1798`` for ``1800``).  Each
-constant is shortened to fewer significant digits when that costs at most
-``per_digit`` fidelity for every digit saved: a description-length trade of
-digits against errors; a comparison with its constant then takes ``<`` or
+near the true constant, not on it (``x * y > 1798`` for ``1800``).  The
+constants of each comparison are shortened to fewer significant digits,
+together, when that costs at most ``per_digit`` fidelity for every digit
+saved: a description-length trade of digits against errors; a comparison with its constant then takes ``<`` or
 ``<=`` as the labels of the points on the constant say.  A difference
 compared with a constant near zero (``x ** 2 - 50 * y < -1``) may compare its
 sides instead (``x ** 2 < 50 * y``) for ``per_node`` fidelity per node saved.
@@ -13,20 +13,15 @@ every constant that makes it so.
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 
 import numpy as np
 
 from dsl.primitives import ORDERED
 from dsl.program import Apply, Const, Program, apply, constant_paths, node_at, replace_at
-from dsl.types import INT
-from synth.numbers import round_significant
-
-
-def significant_digits(value: float) -> int:
-    """Digits of ``value`` as printed, without sign, exponent or trailing zeros."""
-    mantissa = f"{abs(float(value)):.15g}".split("e")[0].replace(".", "").strip("0")
-    return max(len(mantissa), 1)
+from dsl.types import BOOL, INT
+from synth.numbers import round_significant, significant_digits
 
 
 def simpler_constants(value: float) -> list[float]:
@@ -43,8 +38,8 @@ def simpler_constants(value: float) -> list[float]:
 def simplify_constants(program: Program, env: Mapping[str, np.ndarray], target: np.ndarray,
                        per_digit: float, per_node: float | None = None,
                        weights: np.ndarray | None = None) -> Program:
-    """Shorten constants one at a time while each digit saved costs at most
-    ``per_digit``, then compare the sides of differences set against a constant
+    """Shorten the constants of each comparison together (a coefficient with its
+    threshold) while each digit saved costs at most ``per_digit``, then compare the sides of differences set against a constant
     while each node saved costs at most ``per_node`` (default: two digits).
     Fidelity is the share of ``target`` reproduced, weighted by ``weights``."""
     target = np.asarray(target, dtype=bool)
@@ -60,18 +55,21 @@ def simplify_constants(program: Program, env: Mapping[str, np.ndarray], target: 
         fidelity = fidelity_of(trial)
         return np.inf if base == 1.0 and fidelity < 1.0 else base - fidelity
 
-    for path in constant_paths(program):
-        node = node_at(program, path)
-        for v in simpler_constants(node.value):
-            value = int(v) if node.type is INT else v
-            if node.type is INT and not float(v).is_integer():
-                continue
-            trial = replace_at(program, path, Const(value, node.type))
-            lost = cost(trial)
-            if lost <= per_digit * (significant_digits(node.value) - significant_digits(v)):
-                program, base = trial, base - lost
+    for owner, paths in _constant_groups(program):
+        nodes = [node_at(program, path) for path in paths]
+        best, best_saved, best_lost = None, 0, np.inf
+        for saved, values in _roundings(nodes):
+            if saved < best_saved:
                 break
-        twin = _inclusive_twin(program, path[:-1])
+            trial = program
+            for path, node, value in zip(paths, nodes, values):
+                trial = replace_at(trial, path, Const(value, node.type))
+            lost = cost(trial)
+            if lost <= per_digit * saved and lost < best_lost:
+                best, best_saved, best_lost = trial, saved, lost
+        if best is not None:
+            program, base = best, base - best_lost
+        twin = _inclusive_twin(program, owner)
         gained = -cost(twin) if twin is not None else 0.0
         if gained > 0:
             program, base = twin, base + gained
@@ -84,6 +82,42 @@ def simplify_constants(program: Program, env: Mapping[str, np.ndarray], target: 
         if lost <= per_node * (node.size - sides.size):
             program, base = trial, base - lost
     return program
+
+
+#: At most this many constants are rounded together (their roundings multiply).
+_JOINT = 3
+
+
+def _constant_groups(program: Program) -> list[tuple[tuple, list[tuple]]]:
+    """The numeric constants of ``program`` grouped by the comparison (or other
+    truth-valued node) they sit under, in runs of at most ``_JOINT``: each as
+    that node's path and the constants' paths.  A coefficient and its threshold
+    round together (``x ** 2 - 98 * y > -5860`` to ``x ** 2 - 100 * y > -6000``),
+    where rounding either alone moves the boundary off the labels."""
+    groups: dict[tuple, list[tuple]] = {}
+    for path in constant_paths(program):
+        owner = path[:-1]
+        while owner and node_at(program, owner).type is not BOOL:
+            owner = owner[:-1]
+        groups.setdefault(owner, []).append(path)
+    return [(owner, paths[i:i + _JOINT]) for owner, paths in groups.items()
+            for i in range(0, len(paths), _JOINT)]
+
+
+def _roundings(nodes: list[Const]) -> list[tuple[int, tuple]]:
+    """Every way of shortening some of ``nodes``' values, as the digits it
+    saves and the values, most digits saved first."""
+    options = [[node.value] + [int(v) if node.type is INT else v
+                               for v in simpler_constants(node.value)
+                               if node.type is not INT or float(v).is_integer()]
+               for node in nodes]
+    out = []
+    for values in itertools.product(*options):
+        saved = sum(significant_digits(n.value) - significant_digits(v)
+                    for n, v in zip(nodes, values))
+        if saved > 0:
+            out.append((saved, values))
+    return sorted(out, key=lambda t: -t[0])
 
 
 #: Each ordering comparison and the one that differs only where its sides are equal.

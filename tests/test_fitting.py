@@ -304,3 +304,19 @@ def test_a_lift_is_its_sum_of_terms_up_to_a_constant(term, data):
     expanded = feature.evaluate(env) + sum(a * t.evaluate(env)
                                            for t, a in zip(others, coefficients))
     assert np.ptp(program.evaluate(env) - expanded) == 0, str(program)
+
+
+def test_a_coefficient_and_its_threshold_round_together():
+    """``2 * x - y > 10`` fitted as ``x - 0.51 * y > 4.84``: rounding the
+    coefficient alone, or the threshold alone, moves the line off the labels;
+    rounded together they are the line itself."""
+    from dsl.domains import GridDomain
+    from dsl.program import apply, const
+    from synth.simplify import simplify_constants
+
+    env = GridDomain((113, 113)).all_inputs()
+    x, y = env["x"], env["y"]
+    labels = (2 * x - y > 10) ^ (np.arange(len(x)) % 997 == 0)
+    fitted = apply("gt", apply("sub", Var("x"), apply("mul", const(0.51), Var("y"))),
+                   const(4.84))
+    assert str(simplify_constants(fitted, env, labels, per_digit=2.5e-4)) == "x - 0.5 * y > 5.0"

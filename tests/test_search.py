@@ -186,6 +186,25 @@ def test_an_exact_program_a_few_nodes_larger_beats_a_near_miss():
     assert pick_best([near, too_large], penalty=5e-4) is near
 
 
+def test_of_two_programs_of_one_size_the_one_stating_fewer_digits_wins_a_few_labels():
+    """A network's blurred line ``3 * x + 2 * y < 230`` and a hyperbola that
+    bends to six more of its labels with three fitted numbers: nine nodes
+    each, and the line is the answer; a hyperbola that buys many labels is not
+    traded away, nor a program that reproduces every label."""
+    from dsl.parse import parse
+    from synth.pareto import pareto_front, pick_best, spare_digits
+    from synth.results import Candidate
+
+    line, bent = parse("3 * x + 2 * y < 230"), parse("(x + 2006) * (y + 3009) < 6266400")
+    assert line.size == bent.size and (spare_digits(line), spare_digits(bent)) == (1, 10)
+    front = pareto_front([(line, 0.9911), (bent, 0.9917)], penalty=5e-4)
+    assert [p for p, _ in front] == [line]
+    candidates = [Candidate.of(p, ("x", "y"), f, None) for p, f in ((line, 0.9911), (bent, 0.9917))]
+    assert pick_best(candidates, penalty=5e-4).program == line
+    assert [p for p, _ in pareto_front([(line, 0.9911), (bent, 0.999)], penalty=5e-4)] == [bent]
+    assert [p for p, _ in pareto_front([(line, 0.9999), (bent, 1.0)], penalty=5e-4)] == [bent]
+
+
 def test_labels_only_held_out_rows_decide_are_still_reproduced():
     """``x > y`` and ``x - y > 3`` agree on every fit row here; the pairs
     between them are all held out.  The final refit on every row finds the

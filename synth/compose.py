@@ -229,6 +229,24 @@ class Composer:
                 f = candidate
         return f
 
+    def split_atoms(self, f: Formula) -> Formula:
+        """Each atom replaced by a new pair ``B1 and B2`` or ``B1 or B2`` where
+        that scores higher: a stand-in that the beam settled on early (the
+        wedge ``max(x, y) - 0.7 * min(x, y) <= 28`` for the two curves
+        ``9 * sqrt(x) > y and 9 * sqrt(y) > x``) is no worse than either curve
+        alone, so neither refitting it nor growing beside it reaches the pair."""
+        k = 0
+        while k < len(f.atoms):
+            for op in _PAIRED:
+                path, n = _atom_path(f.tree, k), len(f.atoms)
+                tree = _replace(f.tree, path, (op, ("atom", n), ("atom", n + 1)))
+                for g in self._fit_pair(tree, f.atoms, path + (1,), path + (2,)):
+                    g = self.refit(g, passes=1)
+                    if self.score(g) > self.score(f) + 1e-12:
+                        f = g
+            k += 1
+        return f
+
     def mutate(self, f: Formula) -> Formula:
         """Try each other connective at each inner node, refitting the atoms:
         ``A and B`` may be ``A xor B'`` in disguise, which growth alone misses;
@@ -320,6 +338,8 @@ class Composer:
                 f = self.refit(f)
                 if rank < 2:  # connective changes for the two best: costly, often decisive
                     f = self.mutate(f)
+                if rank < 1 and self.pairs == "always":
+                    f = self.split_atoms(f)
                 refined.append(self.prune(f))
             # counts grow from the beam as it entered this level
             counted = self.grow_counts(beam, 2, n_atoms == 2, deadline)

@@ -26,7 +26,8 @@ OPS = ("and", "or", "xor")
 _PAIRED = {"or": "and", "and": "or"}
 _NP = {"and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor}
 #: When a slot grows by a pair of atoms: at every growth (two atoms may help more
-#: than the best one), or only where no single atom helps (half the queries).
+#: than the best one; and each level's best formula has its atoms tried as new
+#: pairs), or only where no single atom helps (half the queries).
 PAIRS = ("always", "fallback")
 #: The node "at least k of its children" (2 <= k < n: k = n is an and, k = 1 an or).
 COUNT = "atleast"

@@ -79,7 +79,8 @@ class Synthesizer:
     max_atoms: largest number of atoms in a formula.
     passes: composition passes, each with a beam twice as wide as the last,
         while time remains and no formula fits every row.
-    pairs: when composition grows a slot by a pair of atoms, ``"always"`` or
+    pairs: when composition grows a slot by a pair of atoms, ``"always"``
+        (and each level's best formula has each atom tried as a new pair) or
         ``"fallback"`` (only where no single atom helps: cheaper where each
         query is costly, as over image features).
     complexity_penalty: fidelity one unit of size must buy to be worth it.

@@ -175,3 +175,15 @@ def test_pairs_grow_beside_a_helpful_atom_only_when_always():
 def test_an_unknown_pair_policy_is_named():
     with pytest.raises(ValueError, match="pairs"):
         Composer(None, None, None, np.zeros(3, bool), np.ones(3), 1e-4, pairs="sometimes")
+
+
+def test_a_stand_in_atom_is_replaced_by_the_pair_it_stands_for():
+    """In ``f0 or f3`` the stand-in ``f3`` fits better than ``f1`` or ``f2``
+    alone, so refitting it one for one keeps it; replaced by a new pair it
+    becomes ``f1 and f2``, and the formula reproduces every label."""
+    rig, _ = stand_in_rig()
+    start = rig.formula(("or", ("atom", 0), ("atom", 1)), 0, 3)
+    assert rig.composer.refit(start) == start
+    split = rig.composer.split_atoms(start)
+    assert str(rig.program(split.tree, split.atoms)) == "f1 and f2 or f0"
+    assert rig.composer.perfect(split)

@@ -33,7 +33,7 @@ import numpy as np
 from tqdm import tqdm
 
 from dsl.primitives import ARITHMETIC, BUILTIN, REGISTRY
-from dsl.program import Apply, Const, Program, Var, apply, const
+from dsl.program import Apply, Const, Program, Var, apply, const, substitute
 from dsl.types import BOOL, IMAGE, INT, NUM, REAL, Type
 from synth.compose import COUNT, PAIRS, Composer, Formula, Tree
 from synth.decompose import xor_split
@@ -463,12 +463,14 @@ class Synthesizer:
         fit_env, zf, w = fit
         majority = Const(bool(np.average(zf, weights=w) >= 0.5), BOOL)
         fitted = [(majority, _agreement(majority, fit_env, zf, w)), *fitted]
+        lower, lift, lowered_env = _feature_variables([p for p, _ in fitted], self.features,
+                                                      fit_env)
         simpler = []
         for program, _ in fitted:
-            program = simplify_constants(program, fit_env, zf,
+            program = simplify_constants(lower(program), lowered_env, zf,
                                          DIGIT_COST * self.complexity_penalty,
                                          self.complexity_penalty, weights=w)
-            simpler.append((program, _agreement(program, fit_env, zf, w)))
+            simpler.append((lift(program), _agreement(program, lowered_env, zf, w)))
         out = []
         for program, fidelity in pareto_front(simpler, self.complexity_penalty):
             holdout = _agreement(program, *held) if len(held[1]) else None
@@ -646,6 +648,32 @@ def _only(penalties: np.ndarray, feature: int) -> np.ndarray:
     out = np.full_like(penalties, np.inf)
     out[feature] = penalties[feature]
     return out
+
+
+def _feature_variables(programs: Sequence[Program], features: Sequence[Program],
+                       env: Mapping[str, np.ndarray]):
+    """Each feature that ``programs`` use as a variable holding its values on
+    ``env``: simplifying a program evaluates it many times, and an image
+    feature (holes, a template's cosine) is costly to compute each time.
+    Returns the map from a program to its lowered form, the map back, and
+    ``env`` with the features' values."""
+    used = {n for p in programs for n in p.walk()} & set(features)
+    # the largest first: a feature inside another is lowered with it
+    names = {f: Var(f"_feature{i}", f.type)
+             for i, f in enumerate(sorted(used, key=lambda f: -f.size))}
+    lowered_env = {**env, **{v.name: f.evaluate(env) for f, v in names.items()}}
+
+    def lower(program: Program) -> Program:
+        for f, v in names.items():
+            program = substitute(program, f, v)
+        return program
+
+    def lift(program: Program) -> Program:
+        for f, v in names.items():
+            program = substitute(program, v, f)
+        return program
+
+    return lower, lift, lowered_env
 
 
 def _evaluate_all(programs: list[Program], env: Mapping[str, np.ndarray]) -> np.ndarray:

@@ -562,3 +562,24 @@ def test_digits_images():
     assert images.shape == (1797, 8, 8) and labels.shape == (1797,)
     assert images.min() == 0.0 and images.max() == 1.0
     assert labels.dtype == np.int64 and set(labels.tolist()) == set(range(10))
+
+
+@settings(max_examples=20, deadline=None)
+@given(image_batches())
+def test_features_lowered_to_variables_evaluate_alike_and_lift_back(batch):
+    """Simplification evaluates a program many times; its image features are
+    computed once, as variables, and the program lifted back is unchanged."""
+    from synth.search import _feature_variables
+
+    t = template_for(batch.shape[1:], 7, name="mean_3")
+    cell = apply("ink_in_cell", IMAGE_VAR, const(0), const(1))
+    dot = apply("dot", IMAGE_VAR, t)
+    program = apply("or_", apply("lt", const(0.2), cell),
+                    apply("gt", apply("add", dot, apply("mul", const(2), cell)), const(3.1)))
+    env = {"image": batch}
+    lower, lift, lowered_env = _feature_variables([program], [cell, dot, apply("holes", IMAGE_VAR)],
+                                                  env)
+    lowered = lower(program)
+    assert not any(n.type is IMAGE for n in lowered.walk())
+    assert np.array_equal(lowered.evaluate(lowered_env), program.evaluate(env))
+    assert lift(lowered) == program

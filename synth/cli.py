@@ -79,6 +79,9 @@ def add_search_options(parser: argparse.ArgumentParser, time_limit: float = 60.0
     parser.add_argument("--beam-width", type=int, default=4,
                         help="formulas kept at each step of the composition search")
     parser.add_argument("--max-feature-size", type=int, default=6)
+    parser.add_argument("--tree-leaves", type=int, default=256,
+                        help="largest decision tree over the features put on the front "
+                             "(synth.trees); 0: none")
     parser.add_argument("--primitives", action="append", default=[],
                         help="Python file registering extra primitives (repeatable)")
     parser.add_argument("--json", help="write the result as JSON to this file")
@@ -96,7 +99,7 @@ def synthesizer_from(args):
     load_primitive_files(args.primitives)
     return Synthesizer(time_limit=args.time_limit, seed=args.seed, max_atoms=args.max_atoms,
                        beam_width=args.beam_width, max_feature_size=args.max_feature_size,
-                       clock=args.clock, progress=not args.quiet)
+                       tree_leaves=args.tree_leaves, clock=args.clock, progress=not args.quiet)
 
 
 def run_search(args) -> int:
@@ -154,12 +157,19 @@ def report(result: SearchResult, json_path: str | None, out=None,
         print(f"wrote {json_path}", file=out)
 
 
+#: Characters of a program shown in the printed front.
+FRONT_TEXT = 200
+
+
 def format_front(result: SearchResult) -> str:
     rows = [("size", "fidelity", "held-out", "program")]
     for c in result.pareto:
         held = f"{c.holdout_fidelity:.4f}" if c.holdout_fidelity is not None else "-"
         marker = " *" if c is result.best else ""
-        rows.append((str(c.size), f"{c.fidelity:.4f}", held, str(c.program) + marker))
+        text = str(c.program)
+        if len(text) > FRONT_TEXT:  # a large tree: its whole text is in the JSON
+            text = text[:FRONT_TEXT - 3] + "..."
+        rows.append((str(c.size), f"{c.fidelity:.4f}", held, text + marker))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     lines = [f"{r[0]:>{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}"
              for r in rows]

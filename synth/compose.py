@@ -26,8 +26,8 @@ OPS = ("and", "or", "xor")
 _PAIRED = {"or": "and", "and": "or"}
 _NP = {"and": np.logical_and, "or": np.logical_or, "xor": np.logical_xor}
 #: When a slot grows by a pair of atoms: at every growth (two atoms may help more
-#: than the best one; and each level's best formula has its atoms tried as new
-#: pairs), or only where no single atom helps (half the queries).
+#: than the best one; and where a level's growth stalls, the best formula has its
+#: atoms tried as new pairs), or only where no single atom helps (half the queries).
 PAIRS = ("always", "fallback")
 #: The node "at least k of its children" (2 <= k < n: k = n is an and, k = 1 an or).
 COUNT = "atleast"
@@ -339,12 +339,16 @@ class Composer:
                 f = self.refit(f)
                 if rank < 2:  # connective changes for the two best: costly, often decisive
                     f = self.mutate(f)
-                if rank < 1 and self.pairs == "always":
-                    f = self.split_atoms(f)
                 refined.append(self.prune(f))
             # counts grow from the beam as it entered this level
             counted = self.grow_counts(beam, 2, n_atoms == 2, deadline)
+            before = max(map(self.score, beam))
             beam = self._top(refined + counted + beam)
+            # growth stalled: a stand-in atom may hold the best formula back; trying
+            # each atom as a pair is costly, so only here (deep searches keep their time)
+            if (self.pairs == "always" and self.score(beam[0]) <= before + 1e-12
+                    and self.clock() <= deadline):
+                beam = self._top([self.prune(self.split_atoms(beam[0])), *beam])
             if on_level:
                 on_level(n_atoms, beam)
         return beam

@@ -14,7 +14,9 @@ Pipeline (each stage a module of its own):
    search each factor on its own (:mod:`synth.decompose`);
 5. refit the atoms of the best formulas on every labelled row, keeping those
    that then reproduce every label (exact repair);
-6. keep the Pareto front of size against fidelity, score held-out rows, and
+6. grow a decision tree over the features, its prefixes written as programs:
+   the large end of the front (:mod:`synth.trees`);
+7. keep the Pareto front of size against fidelity, score held-out rows, and
    pick the best by penalised fidelity (:mod:`synth.pareto`).
 
 The estimator follows scikit-learn: parameters in ``__init__``, ``fit``
@@ -46,6 +48,7 @@ from synth.pareto import DIGIT_COST, is_exact, pareto_front, pick_best
 from synth.results import Candidate, SearchResult, SearchStats
 from synth.simplify import simplify_constants
 from synth.thresholds import Split, ThresholdIndex, best_threshold
+from synth.trees import affordable_features, tree_programs
 
 #: What a time limit may count: wall-clock or this process's CPU seconds.
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
@@ -58,6 +61,10 @@ _SCREEN_POINTS = 512
 _FACTOR_SHARE = 0.3
 #: Most inputs whose conics are lifted (each lift fits one coefficient per input and square).
 _LIFT_INPUTS = 3
+
+#: The least share of the time limit the decision trees get, even when the
+#: stages before them ran to the limit.
+TREE_SHARE = 0.05
 
 
 @dataclass(frozen=True)
@@ -80,7 +87,8 @@ class Synthesizer:
     passes: composition passes, each with a beam twice as wide as the last,
         while time remains and no formula fits every row.
     pairs: when composition grows a slot by a pair of atoms, ``"always"``
-        (and each level's best formula has each atom tried as a new pair) or
+        (and where a level's growth stalls, the best formula has each atom
+        tried as a new pair) or
         ``"fallback"`` (only where no single atom helps: cheaper where each
         query is costly, as over image features).
     complexity_penalty: fidelity one unit of size must buy to be worth it.
@@ -95,6 +103,10 @@ class Synthesizer:
         features from :func:`dsl.images.image_features`); arithmetic is then
         enumerated over them as over input variables.  Inputs that are not
         scalar (images) enter programs only through such features.
+    tree_leaves / tree_features: the largest decision tree written onto the
+        front (:mod:`synth.trees`), and the most indexed features it splits on
+        (the best alone, and those of the composed formulas; fewer where the
+        time left affords fewer); 0 leaves for none.
     """
 
     def __init__(self, *, time_limit: float = 60.0, max_feature_size: int = 6,
@@ -104,7 +116,8 @@ class Synthesizer:
                  holdout: float = 0.2, signature_size: int = 2048, max_features: int = 2500,
                  linear_pairs: int = 24, primitives: Sequence[str] | None = None,
                  constants: Sequence[int | float] = (1, 2), moduli: Sequence[int] = range(2, 21),
-                 features: Sequence[Program] = (), enumeration_share: float = 0.4, seed: int = 0,
+                 features: Sequence[Program] = (), enumeration_share: float = 0.4,
+                 tree_leaves: int = 256, tree_features: int = 256, seed: int = 0,
                  clock: str = "wall", progress: bool = False) -> None:
         self.time_limit = time_limit
         self.max_feature_size = max_feature_size
@@ -122,6 +135,8 @@ class Synthesizer:
         self.moduli = moduli
         self.features = tuple(features)
         self.enumeration_share = enumeration_share
+        self.tree_leaves = tree_leaves
+        self.tree_features = tree_features
         self.seed = seed
         self.clock = clock
         self.progress = progress
@@ -203,9 +218,11 @@ class Synthesizer:
         fitted += [(p, _agreement(p, fit_env, zf, w)) for p in factored]
         repair = (self._exact_repair(_formula_front(formulas, per_size=1), fitter, lines, env, z,
                                      start + 0.95 * self.time_limit) if n_hold else [])
+        trees = self._trees(fitter, chosen, zf, w,
+                            max(start + self.time_limit, now() + TREE_SHARE * self.time_limit))
         front = self._front(fitted, (fit_env, zf, w),
                             ({k: v[hold_rows] for k, v in env.items()}, z[hold_rows],
-                             weights[hold_rows]), repair)
+                             weights[hold_rows]), repair, trees)
         best = pick_best(front, self.complexity_penalty, (len(zf), n_hold))
         seconds = now() - start
         stats = SearchStats(programs_evaluated=enumerator.kept + composer.evaluated,
@@ -400,8 +417,9 @@ class Synthesizer:
         for name, values, labels in ((split.first, split.first_values, split.first_labels),
                                      (split.second, split.second_values, split.second_labels)):
             sub = copy.copy(self)
-            sub.time_limit, sub.holdout, sub.progress = (_FACTOR_SHARE * self.time_limit,
-                                                         0.0, False)
+            # only the factor's best program is used: no trees for its front
+            sub.time_limit, sub.holdout, sub.progress, sub.tree_leaves = (
+                _FACTOR_SHARE * self.time_limit, 0.0, False, 0)
             sub.features = tuple(f for f in self.features if set(f.inputs) <= {name})
             sub.fit({name: values}, labels.astype(np.int64), {name: types[name]})
             factors.append(sub.best_.program)
@@ -454,27 +472,48 @@ class Synthesizer:
         self._log(f"  exact repair: {len(found)} of {len(formulas)} formulas reproduce every label")
         return found
 
+    def _trees(self, fitter: AtomFitter, formulas: list[Formula], zf: np.ndarray,
+               w: np.ndarray, deadline: float) -> list[Program]:
+        """Decision trees over the indexed features (:mod:`synth.trees`): the
+        features best alone and those of ``formulas``, as many as the time to
+        ``deadline`` affords."""
+        budget = min(self.tree_features,
+                     affordable_features(deadline - self._now(), len(zf)))
+        if self.tree_leaves < 2 or budget < 2:
+            return []
+        indexed = len(fitter.penalties)
+        scores = fitter.index.feature_scores(zf, w)
+        used = [s.feature for f in formulas for s in f.atoms if s.feature < indexed]
+        chosen = list(dict.fromkeys(used + np.argsort(-scores, kind="stable").tolist()))[:budget]
+        trees = tree_programs([fitter.feature(i) for i in chosen], fitter.values[chosen], zf, w,
+                              self.tree_leaves, self.seed)
+        self._log(f"  {len(trees)} decision trees over {len(chosen)} features, up to "
+                  f"{trees[-1].size if trees else 0} nodes")
+        return trees
+
     def _front(self, fitted: list[tuple[Program, float]], fit: tuple, held: tuple,
-               exact: Sequence[Program] = ()) -> list[Candidate]:
-        """Pareto front of the fitted programs, constants simplified, held-out
-        scored (``fit`` and ``held`` are each inputs, labels, weights); with
-        ``exact`` programs (every label, fit and held out), the smallest of
-        them, which dominates every larger inexact program."""
+               exact: Sequence[Program] = (), trees: Sequence[Program] = ()
+               ) -> list[Candidate]:
+        """Pareto front of the fitted programs, constants simplified, and of
+        ``trees`` (their constants already the simplest), held-out scored
+        (``fit`` and ``held`` are each inputs, labels, weights); with ``exact``
+        programs (every label, fit and held out), the smallest of them, which
+        dominates every larger inexact program."""
         fit_env, zf, w = fit
         majority = Const(bool(np.average(zf, weights=w) >= 0.5), BOOL)
         fitted = [(majority, _agreement(majority, fit_env, zf, w)), *fitted]
-        lower, lift, lowered_env = _feature_variables([p for p, _ in fitted], self.features,
-                                                      fit_env)
+        lower, lift, lowered_env = _feature_variables([p for p, _ in fitted] + list(trees),
+                                                      self.features, fit_env)
         simpler = []
         for program, _ in fitted:
             program = simplify_constants(lower(program), lowered_env, zf,
                                          DIGIT_COST * self.complexity_penalty,
                                          self.complexity_penalty, weights=w)
             simpler.append((lift(program), _agreement(program, lowered_env, zf, w)))
-        out = []
-        for program, fidelity in pareto_front(simpler, self.complexity_penalty):
-            holdout = _agreement(program, *held) if len(held[1]) else None
-            out.append(Candidate.of(program, self.input_names_, fidelity, holdout))
+        simpler += [(tree, _agreement(lower(tree), lowered_env, zf, w)) for tree in trees]
+        front = pareto_front(simpler, self.complexity_penalty)
+        out = [Candidate.of(program, self.input_names_, fidelity, holdout)
+               for (program, fidelity), holdout in zip(front, self._held_out(front, held))]
         if exact:
             smallest = min(exact, key=lambda p: p.size)
             out = [c for c in out if c.size < smallest.size or is_exact(c)]
@@ -482,6 +521,14 @@ class Synthesizer:
                 out.append(Candidate.of(smallest, self.input_names_, 1.0, 1.0))
             out.sort(key=lambda c: c.size)
         return out
+
+    def _held_out(self, front: list[tuple[Program, float]], held: tuple) -> list[float | None]:
+        """Each program's fidelity on the held-out rows (none without them),
+        each feature computed once."""
+        if not len(held[1]):
+            return [None] * len(front)
+        lower, _, env = _feature_variables([p for p, _ in front], self.features, held[0])
+        return [_agreement(lower(p), env, *held[1:]) for p, _ in front]
 
     def _on_level(self, composer: Composer, program_of):
         def report(n_atoms: int, beam: list[Formula]) -> None:

@@ -206,6 +206,13 @@ def test_challenge_end_to_end_with_a_tiny_replica(tmp_path, monkeypatch, capsys)
     pred = np.array([label(int(a), int(b)) for a, b in zip(env["x"], env["y"])])
     assert (pred == model_labels.ravel()).mean() == pytest.approx(agree["model_labels"])
     assert (pred == labels.ravel()).mean() == pytest.approx(agree["labels"])
+    # each front entry's agreement with the ground truth, as its printed program computes it
+    for name, search in data["challenge"]["searches"].items():
+        assert [e["size"] for e in search["front_agreement"]] == [c["size"] for c in search["pareto"]]
+        last, stated = search["pareto"][-1], search["front_agreement"][-1]
+        label = compile_python(last["python"])
+        pred = np.array([label(int(a), int(b)) for a, b in zip(env["x"], env["y"])])
+        assert (pred == labels.ravel()).mean() == pytest.approx(stated["labels"])
     evidence = data["best"]["evidence"]
     assert evidence["agreement"] == agree
     assert set(evidence["disagreement"]) == {"replica", "model_labels", "labels"}

@@ -1,0 +1,80 @@
+"""Decision trees over features, written as programs: the large end of the front."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.tree import DecisionTreeClassifier
+
+from dsl.domains import GridDomain
+from dsl.program import Var, apply
+from dsl.types import INT, REAL
+from synth.search import Synthesizer
+from synth.trees import affordable_features, tree_programs
+
+X, Y = Var("x", INT), Var("y", INT)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 4), st.integers(20, 200),
+       st.sampled_from([2, 3, 4, 6, 8]))
+def test_the_largest_tree_program_predicts_what_the_tree_predicts(seed, n_features, n, leaves):
+    rng = np.random.default_rng(seed)
+    values = np.round(rng.normal(size=(n_features, n)) * rng.choice([1, 100, 1e-3]), 3)
+    z = rng.random(n) < rng.uniform(0.2, 0.8)
+    features = [Var(f"f{i}", REAL) for i in range(n_features)]
+    programs = tree_programs(features, values, z, np.ones(n), max_leaves=leaves)
+    clf = DecisionTreeClassifier(max_leaf_nodes=leaves, random_state=0).fit(values.T, z)
+    if clf.get_n_leaves() < 2:
+        assert programs == []
+        return
+    env = {f.name: values[i] for i, f in enumerate(features)}
+    assert np.array_equal(programs[-1].evaluate(env).astype(bool), clf.predict(values.T))
+
+
+def test_trees_grow_by_leaves_and_never_fit_worse():
+    rng = np.random.default_rng(0)
+    x, y = rng.integers(0, 113, size=(2, 3000))
+    z = ((x * 7 + y) % 11 < 4) ^ (y > 60)
+    values = np.stack([x, y, (x * 7 + y) % 11]).astype(float)
+    programs = tree_programs([X, Y, apply("mod", apply("add", apply("mul", X, _c(7)), Y),
+                                          _c(11))], values, z, np.ones(len(z)))
+    fits = [np.mean(p.evaluate({"x": x, "y": y}).astype(bool) == z) for p in programs]
+    sizes = [p.size for p in programs]
+    assert sizes == sorted(sizes) and fits == sorted(fits)
+    assert fits[-1] == 1.0
+
+
+def test_a_split_is_written_with_the_simplest_constant_between_the_values_it_separates():
+    x, y = np.meshgrid(np.arange(0, 100, 7), np.arange(0, 100, 3), indexing="ij")
+    x, y = x.ravel(), y.ravel()
+    z = (x < 38) | (y >= 68)
+    programs = tree_programs([X, Y], np.stack([x, y]).astype(float), z, np.ones(len(z)),
+                             max_leaves=3)
+    # x: 35 | 42 and y: 66 | 69 are what the splits separate; 40 and 67 the simplest between
+    assert str(programs[-1]) in ("x < 40 or y >= 67", "y >= 67 or x < 40")
+
+
+def test_the_time_a_tree_may_take_bounds_its_features():
+    assert affordable_features(2.0, 10_000) == 200
+    assert affordable_features(-1.0, 10_000) == 0
+
+
+def test_a_lookup_the_formulas_cannot_state_is_reached_by_a_tree_on_the_front():
+    """Labels that are a random table of ``x`` rows: no small formula explains
+    them, and the front's largest program (a tree over the features) does."""
+    rng = np.random.default_rng(3)
+    rows = rng.random(60) < 0.5
+    env = GridDomain((60, 30)).all_inputs()
+    z = rows[env["x"]].astype(int)
+    result = Synthesizer(time_limit=6, max_feature_size=3, seed=0).fit(env, z).result_
+    largest = result.pareto[-1]
+    assert largest.fidelity == 1.0 and largest.holdout_fidelity >= 0.95
+    assert largest.size > 40  # a table of about 30 runs, not a formula
+    assert Synthesizer(time_limit=6, max_feature_size=3, seed=0, tree_leaves=0).fit(
+        env, z).result_.pareto[-1].fidelity < 1.0
+
+
+def _c(value: int):
+    from dsl.program import const
+    return const(value)

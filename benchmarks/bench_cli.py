@@ -12,7 +12,9 @@
 Results land in ``--out`` as ``results.json``, ``results.csv``, ``table.md``
 (markdown tables for BENCHMARKS.md), ``recovery.svg`` (exact recovery by atoms)
 and ``fidelity.svg`` (fidelity against size, per task and method);
-rerunning with the same settings skips the tasks already finished there.
+rerunning with the same settings skips the tasks already finished there, and
+rerunning with other ``--peers`` keeps the engine's stored results and runs
+only the peers not yet there.
 """
 from __future__ import annotations
 

@@ -19,7 +19,10 @@ challenge-1 CNN instead of an MLP, and score ``agreement`` on the images the
 network did not train on, ``exact`` meaning at least 99.5% there.
 
 Results go to ``out/``: one JSON file per finished task under ``tasks/``
-(a rerun skips tasks whose file holds a result of the same configuration),
+(a rerun skips tasks whose file holds a result of the same configuration,
+and where only the peers differ, keeps the stored engine and peer rows and
+runs only the peers missing: a peer added to a finished run costs its own
+time alone),
 and after every task ``results.json``, ``results.csv`` (one row per task and
 method), ``table.md``, ``recovery.svg`` (exact recovery by atoms, per
 method) and ``fidelity.svg`` (fidelity against size), all written atomically.
@@ -94,20 +97,23 @@ class BenchConfig:
 class Job:
     task: Task
     config: BenchConfig
+    #: rows of a stored run of the same settings but other peers, by method
+    kept: tuple[tuple[str, dict], ...] = ()
 
 
 def run_job(job: Job) -> dict:
-    """Run one task (engine, then peers); never raises for a task's own failure."""
-    task, config = job.task, job.config
+    """Run one task (engine, then peers), reusing the rows ``job`` keeps;
+    never raises for a task's own failure."""
+    task, config, kept = job.task, job.config, dict(job.kept)
     doc = {"key": task.key, "task": task.to_json(), "config": config.fingerprint(),
            "network": None, "results": []}
     try:
         run = prepare_run(task, config)
         doc["network"] = run.network
-        doc["results"].append(run.engine())
+        doc["results"].append(kept.get("synth") or run.engine())
         for peer in _peers_for(task, config.peers):
             try:
-                doc["results"].append(run.peer(peer))
+                doc["results"].append(kept.get(peer) or run.peer(peer))
             except Exception as err:  # a peer's failure is its row, not the run's end
                 doc["results"].append({"method": peer, "error": _describe(err)})
     except Exception as err:
@@ -235,7 +241,7 @@ def run_benchmark(tasks: Sequence[Task], config: BenchConfig, out: str | os.Path
         stored = load_task_result(out, task, config)
         if stored is not None:
             done[task.key] = stored
-    todo = [Job(t, config) for t in tasks if t.key not in done]
+    todo = [Job(t, config, reusable_rows(out, t, config)) for t in tasks if t.key not in done]
     executor = executor or SerialExecutor()
     info = {**provenance(), "executor": executor.name, "workers": executor.workers}
     bar = _bar(len(tasks), len(done), progress, executor)
@@ -288,6 +294,27 @@ def provenance() -> dict:
 
 def load_task_result(out: Path, task: Task, config: BenchConfig) -> dict | None:
     """The stored result of ``task`` under ``config`` in ``out``, if any."""
+    doc = _stored(out, task)
+    return doc if doc is not None and doc["config"] == _normalise(config.fingerprint()) else None
+
+
+def reusable_rows(out: Path, task: Task, config: BenchConfig) -> tuple[tuple[str, dict], ...]:
+    """The rows (method, row) of a stored result of ``task`` whose settings
+    differ from ``config`` in the peers alone: the engine's and those of the
+    peers ``config`` names, failed rows left out (they run again)."""
+    doc = _stored(out, task)
+    if doc is None:
+        return ()
+    settings = {k: v for k, v in _normalise(config.fingerprint()).items() if k != "peers"}
+    if {k: v for k, v in doc["config"].items() if k != "peers"} != settings:
+        return ()
+    wanted = {"synth", *config.peers}
+    return tuple((r["method"], r) for r in doc.get("results", [])
+                 if r.get("method") in wanted and not r.get("error"))
+
+
+def _stored(out: Path, task: Task) -> dict | None:
+    """The stored, error-free result of ``task`` in ``out``, under any settings."""
     import json
     path = _task_path(out, task)
     if not path.exists():
@@ -296,9 +323,10 @@ def load_task_result(out: Path, task: Task, config: BenchConfig) -> dict | None:
         doc = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    same = (doc.get("config") == _normalise(config.fingerprint())
-            and doc.get("task", {}).get("program") == task.program and "error" not in doc)
-    return doc if same else None
+    if ("error" in doc or not isinstance(doc.get("config"), dict)
+            or doc.get("task", {}).get("program") != task.program):
+        return None
+    return doc
 
 
 def _normalise(obj):

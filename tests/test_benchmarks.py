@@ -343,6 +343,17 @@ def test_resume_skips_finished_tasks(tmp_path):
     assert other.ran == ["sum"]
 
 
+def test_a_peer_added_to_a_finished_run_runs_alone(tmp_path):
+    first = run_benchmark(TASKS[:1], config(), tmp_path, progress=False)
+    added = run_benchmark(TASKS[:1], config(peers=("tree-xy",)), tmp_path, progress=False)
+    assert [r["method"] for r in added[0]["results"]] == ["synth", "tree-xy"]
+    assert added[0]["results"][0] == first[0]["results"][0]  # the engine's row, timings too
+    assert added[0]["config"]["peers"] == ["tree-xy"]
+    other = run_benchmark(TASKS[:1], config(seed=1, peers=("tree-xy",)), tmp_path,
+                          progress=False)  # other settings: the engine runs again
+    assert other[0]["results"][0]["seconds"] != first[0]["results"][0]["seconds"]
+
+
 def _outcome(docs):
     return [(d["key"], r["method"], r["program"], r["size"], r["fidelity"], r["agreement"],
              r["exact"]) for d in docs for r in d["results"]]

@@ -466,10 +466,12 @@ def recover_image_program(images: np.ndarray, labels: np.ndarray, *, oracle=None
     budget = max(min(10.0, time_limit / 2), time_limit - (now() - start) - reserve)
     log(f"searching {len(features)} features for at most {budget:.0f} s")
     t0 = time.perf_counter()
+    # no decision trees: the front is cut at ``max_size`` below, where a tree says no
+    # more than a formula, and growing them computes many features on every image
     synth = Synthesizer(time_limit=budget, features=features, max_feature_size=max_feature_size,
                         max_atoms=max_atoms, beam_width=beam_width, pairs="fallback",
                         primitives=IMAGE_PRIMITIVES, seed=seed,
-                        complexity_penalty=complexity_penalty, clock=clock,
+                        complexity_penalty=complexity_penalty, tree_leaves=0, clock=clock,
                         progress=log is not _quiet)
     synth.fit({"image": arr}, z)
     timings["search"] = round(time.perf_counter() - t0, 2)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from sklearn.tree import DecisionTreeClassifier
 
 from dsl.domains import GridDomain
-from dsl.program import Var, apply
+from dsl.program import Var, apply, const
 from dsl.types import INT, REAL
 from synth.search import Synthesizer
 from synth.trees import affordable_features, tree_programs
@@ -37,8 +37,8 @@ def test_trees_grow_by_leaves_and_never_fit_worse():
     x, y = rng.integers(0, 113, size=(2, 3000))
     z = ((x * 7 + y) % 11 < 4) ^ (y > 60)
     values = np.stack([x, y, (x * 7 + y) % 11]).astype(float)
-    programs = tree_programs([X, Y, apply("mod", apply("add", apply("mul", X, _c(7)), Y),
-                                          _c(11))], values, z, np.ones(len(z)))
+    residue = apply("mod", apply("add", apply("mul", X, const(7)), Y), const(11))
+    programs = tree_programs([X, Y, residue], values, z, np.ones(len(z)))
     fits = [np.mean(p.evaluate({"x": x, "y": y}).astype(bool) == z) for p in programs]
     sizes = [p.size for p in programs]
     assert sizes == sorted(sizes) and fits == sorted(fits)
@@ -73,8 +73,3 @@ def test_a_lookup_the_formulas_cannot_state_is_reached_by_a_tree_on_the_front():
     assert largest.size > 40  # a table of about 30 runs, not a formula
     assert Synthesizer(time_limit=6, max_feature_size=3, seed=0, tree_leaves=0).fit(
         env, z).result_.pareto[-1].fidelity < 1.0
-
-
-def _c(value: int):
-    from dsl.program import const
-    return const(value)

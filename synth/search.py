@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from dsl.primitives import ARITHMETIC, BUILTIN, REGISTRY
 from dsl.program import Apply, Const, Program, Var, apply, const, substitute
+from dsl.rewrite import merge_comparisons
 from dsl.types import BOOL, IMAGE, INT, NUM, REAL, Type
 from synth.compose import COUNT, PAIRS, Composer, Formula, Tree
 from synth.decompose import xor_split
@@ -474,9 +475,10 @@ class Synthesizer:
 
     def _trees(self, fitter: AtomFitter, formulas: list[Formula], zf: np.ndarray,
                w: np.ndarray, deadline: float) -> list[Program]:
-        """Decision trees over the indexed features (:mod:`synth.trees`): the
+        """Decision trees (:mod:`synth.trees`) over the indexed features -- the
         features best alone and those of ``formulas``, as many as the time to
-        ``deadline`` affords."""
+        ``deadline`` affords -- and over the inputs alone, whose splits are
+        coarser but many more fit in the same size."""
         budget = min(self.tree_features,
                      affordable_features(deadline - self._now(), len(zf)))
         if self.tree_leaves < 2 or budget < 2:
@@ -485,18 +487,23 @@ class Synthesizer:
         scores = fitter.index.feature_scores(zf, w)
         used = [s.feature for f in formulas for s in f.atoms if s.feature < indexed]
         chosen = list(dict.fromkeys(used + np.argsort(-scores, kind="stable").tolist()))[:budget]
-        trees = tree_programs([fitter.feature(i) for i in chosen], fitter.values[chosen], zf, w,
-                              self.tree_leaves, self.seed)
-        self._log(f"  {len(trees)} decision trees over {len(chosen)} features, up to "
-                  f"{trees[-1].size if trees else 0} nodes")
+        inputs = [i for i in range(indexed) if isinstance(fitter.feature(i), Var)]
+        trees = []
+        for group in (chosen, inputs):
+            grown = tree_programs([fitter.feature(i) for i in group], fitter.values[group],
+                                  zf, w, self.tree_leaves, self.seed)
+            self._log(f"  {len(grown)} decision trees over {len(group)} features, up to "
+                      f"{grown[-1].size if grown else 0} nodes")
+            trees += grown
         return trees
 
     def _front(self, fitted: list[tuple[Program, float]], fit: tuple, held: tuple,
                exact: Sequence[Program] = (), trees: Sequence[Program] = ()
                ) -> list[Candidate]:
         """Pareto front of the fitted programs, constants simplified, and of
-        ``trees`` (their constants already the simplest), held-out scored
-        (``fit`` and ``held`` are each inputs, labels, weights); with ``exact``
+        ``trees`` (their constants already the simplest), comparisons merged
+        (:func:`dsl.rewrite.merge_comparisons`), held-out scored (``fit`` and
+        ``held`` are each inputs, labels, weights); with ``exact``
         programs (every label, fit and held out), the smallest of them, which
         dominates every larger inexact program."""
         fit_env, zf, w = fit
@@ -509,13 +516,15 @@ class Synthesizer:
             program = simplify_constants(lower(program), lowered_env, zf,
                                          DIGIT_COST * self.complexity_penalty,
                                          self.complexity_penalty, weights=w)
-            simpler.append((lift(program), _agreement(program, lowered_env, zf, w)))
-        simpler += [(tree, _agreement(lower(tree), lowered_env, zf, w)) for tree in trees]
+            simpler.append((merge_comparisons(lift(program)),
+                            _agreement(program, lowered_env, zf, w)))
+        simpler += [(merge_comparisons(tree), _agreement(lower(tree), lowered_env, zf, w))
+                    for tree in trees]
         front = pareto_front(simpler, self.complexity_penalty)
         out = [Candidate.of(program, self.input_names_, fidelity, holdout)
                for (program, fidelity), holdout in zip(front, self._held_out(front, held))]
         if exact:
-            smallest = min(exact, key=lambda p: p.size)
+            smallest = min(map(merge_comparisons, exact), key=lambda p: p.size)
             out = [c for c in out if c.size < smallest.size or is_exact(c)]
             if not any(is_exact(c) and c.size <= smallest.size for c in out):
                 out.append(Candidate.of(smallest, self.input_names_, 1.0, 1.0))

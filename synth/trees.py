@@ -16,9 +16,15 @@ it as a program of its language, so the front reaches those sizes too:
   and their mirror images) or both leaves agree.
 
 One tree is grown best first (scikit-learn) until its leaves are pure or
-number ``max_leaves``; the trees of 2, 3, 4, 6, ... leaves are the prefixes
-of its growth order, each node expanded in the order
-of its weighted impurity decrease, so one fit gives the whole family.
+number ``max_leaves``.  Its subtrees are written at a ladder of leaf counts
+(``leaf_ladder``) along two orders, so one fit gives the whole family:
+
+* the prefixes of its growth order (each node expanded in the order of its
+  weighted impurity decrease);
+* the weakest-link pruning sequence of CART (Breiman et al., 1984) by
+  weighted misclassification: the inner node whose subtree buys the fewest
+  labels per leaf it adds is cut first, so each subtree is the most faithful
+  one of its leaf count on that path -- what a peer's pruned tree is too.
 """
 from __future__ import annotations
 
@@ -31,8 +37,20 @@ from dsl.program import Const, Program, apply, const
 from dsl.types import BOOL
 from synth.numbers import simplest_in
 
-#: Leaf counts of the trees written as programs (those up to the grown tree's).
-LEAF_COUNTS = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+#: The ratio between successive leaf counts of the trees written as programs.
+LADDER_RATIO = 1.25
+
+
+def leaf_ladder(most: int) -> list[int]:
+    """Leaf counts from 2 to ``most``, each about ``LADDER_RATIO`` times the last
+    (every count up to 8), ``most`` the last."""
+    counts, k = [], 2.0
+    while round(k) < most:
+        if not counts or round(k) > counts[-1]:
+            counts.append(round(k))
+        k = max(k * LADDER_RATIO, k + 1)
+    return counts + [most] if most >= 2 else []
+
 
 #: Seconds scikit-learn's split search takes per fit row and feature over a
 #: whole tree, about (measured on the project's machine: 2 s for 10,215 rows
@@ -46,12 +64,12 @@ def affordable_features(seconds: float, rows: int) -> int:
 
 
 def tree_programs(features: Sequence[Program], values: np.ndarray, z: np.ndarray,
-                  w: np.ndarray, max_leaves: int = LEAF_COUNTS[-1], seed: int = 0
-                  ) -> list[Program]:
-    """Programs of the best-first trees over ``features`` (their ``values`` on
-    the fit rows: features x rows) fitting labels ``z`` under weights ``w``,
-    one per leaf count of ``LEAF_COUNTS`` below the grown tree's, and the
-    grown tree (at most ``max_leaves`` leaves), smallest first.
+                  w: np.ndarray, max_leaves: int = 256, seed: int = 0) -> list[Program]:
+    """Programs of the subtrees of the best-first tree over ``features`` (their
+    ``values`` on the fit rows: features x rows) fitting labels ``z`` under
+    weights ``w``: for each count of :func:`leaf_ladder` the growth prefix and
+    the pruned subtree of at most that many leaves, and the grown tree (at most
+    ``max_leaves`` leaves), each once, smallest first.
     Features with values beyond float32's range are left out."""
     from sklearn.tree import DecisionTreeClassifier
 
@@ -65,8 +83,13 @@ def tree_programs(features: Sequence[Program], values: np.ndarray, z: np.ndarray
     clf.fit(x, z, sample_weight=w)
     writer = _TreeWriter(clf, [features[i] for i in usable], x)
     order = writer.growth_order()
-    counts = [k for k in LEAF_COUNTS if k - 1 < len(order)] + [len(order) + 1]
-    return [writer.program(set(order[:k - 1])) for k in counts if k > 1]
+    pruned = writer.pruning_sequence()
+    subtrees: dict[frozenset[int], None] = {}
+    for k in leaf_ladder(len(order) + 1):
+        subtrees[frozenset(order[:k - 1])] = None
+        subtrees[next(s for s in pruned if len(s) <= k - 1)] = None
+    programs = {writer.program(set(inner)): None for inner in subtrees if inner}
+    return sorted(programs, key=lambda p: p.size)
 
 
 class _TreeWriter:
@@ -98,6 +121,43 @@ class _TreeWriter:
                 if left[child] >= 0:
                     heapq.heappush(frontier, (-gain(child), child))
         return order
+
+    def pruning_sequence(self) -> list[frozenset[int]]:
+        """The inner nodes kept by each subtree of weakest-link pruning, from
+        the grown tree to the root alone: each step cuts the node whose subtree
+        saves the least weighted misclassification per leaf beyond its own."""
+        t = self.tree
+        left, right = t.children_left, t.children_right
+        value = t.value[:, 0, :]
+        # misclassified weight of each node were it a leaf
+        errors = t.weighted_n_node_samples * (1 - value.max(axis=1) / value.sum(axis=1))
+        inner = {node for node in range(t.node_count) if left[node] >= 0}
+        sequence = [frozenset(inner)]
+        while inner:
+            below_errors, leaves, weakest = {}, {}, None
+
+            def visit(node: int) -> None:
+                nonlocal weakest
+                if node not in inner:
+                    below_errors[node], leaves[node] = errors[node], 1
+                    return
+                visit(left[node])
+                visit(right[node])
+                below_errors[node] = below_errors[left[node]] + below_errors[right[node]]
+                leaves[node] = leaves[left[node]] + leaves[right[node]]
+                link = ((errors[node] - below_errors[node]) / (leaves[node] - 1), -leaves[node])
+                if weakest is None or link < weakest[0]:
+                    weakest = (link, node)
+
+            visit(0)
+            cut = [weakest[1]]
+            while cut:
+                node = cut.pop()
+                if node in inner:
+                    inner.discard(node)
+                    cut += [left[node], right[node]]
+            sequence.append(frozenset(inner))
+        return sequence
 
     def program(self, inner: set[int], node: int = 0) -> Program:
         """The tree with only ``inner`` expanded, from ``node`` down."""

@@ -73,3 +73,44 @@ def test_a_lookup_the_formulas_cannot_state_is_reached_by_a_tree_on_the_front():
     assert largest.size > 40  # a table of about 30 runs, not a formula
     assert Synthesizer(time_limit=6, max_feature_size=3, seed=0, tree_leaves=0).fit(
         env, z).result_.pareto[-1].fidelity < 1.0
+
+
+def _rooted_subtrees(tree, node=0):
+    """Every subtree of ``tree`` rooted at ``node``: the sets of inner nodes it expands."""
+    left, right = tree.children_left[node], tree.children_right[node]
+    if left < 0:
+        return [frozenset()]
+    return [frozenset()] + [frozenset({node}) | a | b for a in _rooted_subtrees(tree, left)
+                            for b in _rooted_subtrees(tree, right)]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(4, 9))
+def test_each_pruned_subtree_misclassifies_least_of_all_subtrees_no_larger(seed, leaves):
+    """Weakest-link pruning (CART): no subtree of at most as many leaves as a
+    pruned one misclassifies less weight on the fit rows."""
+    from synth.trees import _TreeWriter
+
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=(3, 300))
+    z = (values[0] * values[1] > 0) ^ (rng.random(300) < 0.15)
+    w = rng.uniform(0.5, 2.0, size=300)
+    clf = DecisionTreeClassifier(max_leaf_nodes=leaves, random_state=0).fit(
+        values.T, z, sample_weight=w)
+    t = clf.tree_
+    value = t.value[:, 0, :]
+    errors = t.weighted_n_node_samples * (1 - value.max(axis=1) / value.sum(axis=1))
+
+    def frontier(inner):
+        return [n for n in range(t.node_count)
+                if n not in inner and (n == 0 or any(
+                    n in (t.children_left[p], t.children_right[p]) for p in inner))]
+
+    def misclassified(inner):
+        return sum(errors[n] for n in frontier(inner))
+
+    everything = _rooted_subtrees(t)
+    writer = _TreeWriter(clf, [Var(f"f{i}", REAL) for i in range(3)], values.T)
+    for pruned in writer.pruning_sequence():
+        rivals = [s for s in everything if len(s) <= len(pruned)]
+        assert misclassified(pruned) <= min(map(misclassified, rivals)) + 1e-9

@@ -24,7 +24,14 @@ number ``max_leaves``.  Its subtrees are written at a ladder of leaf counts
 * the weakest-link pruning sequence of CART (Breiman et al., 1984) by
   weighted misclassification: the inner node whose subtree buys the fewest
   labels per leaf it adds is cut first, so each subtree is the most faithful
-  one of its leaf count on that path -- what a peer's pruned tree is too.
+  one of its leaf count on that path -- what a peer's pruned tree is too;
+* its truncations at each depth: where growth was not cut by ``max_leaves``
+  above that depth, the tree CART grows with that ``max_depth`` (split
+  choices do not depend on the order nodes are expanded in, but for ties
+  between equally good splits).  A depth limit
+  is how a tree is usually regularised, and the shallow wide trees it gives
+  generalise better than the deep narrow prefixes of the same size where
+  the labels are a network's blurred boundary.
 """
 from __future__ import annotations
 
@@ -68,8 +75,9 @@ def tree_programs(features: Sequence[Program], values: np.ndarray, z: np.ndarray
     """Programs of the subtrees of the best-first tree over ``features`` (their
     ``values`` on the fit rows: features x rows) fitting labels ``z`` under
     weights ``w``: for each count of :func:`leaf_ladder` the growth prefix and
-    the pruned subtree of at most that many leaves, and the grown tree (at most
-    ``max_leaves`` leaves), each once, smallest first.
+    the pruned subtree of at most that many leaves, the truncation at each
+    depth, and the grown tree (at most ``max_leaves`` leaves), each once,
+    smallest first.
     Features with values beyond float32's range are left out."""
     from sklearn.tree import DecisionTreeClassifier
 
@@ -88,6 +96,7 @@ def tree_programs(features: Sequence[Program], values: np.ndarray, z: np.ndarray
     for k in leaf_ladder(len(order) + 1):
         subtrees[frozenset(order[:k - 1])] = None
         subtrees[next(s for s in pruned if len(s) <= k - 1)] = None
+    subtrees.update(dict.fromkeys(writer.depth_truncations()))
     programs = {writer.program(set(inner)): None for inner in subtrees if inner}
     return sorted(programs, key=lambda p: p.size)
 
@@ -121,6 +130,18 @@ class _TreeWriter:
                 if left[child] >= 0:
                     heapq.heappush(frontier, (-gain(child), child))
         return order
+
+    def depth_truncations(self) -> list[frozenset[int]]:
+        """The inner nodes above each depth, from the root alone to the grown tree."""
+        t = self.tree
+        depth, inner = {0: 0}, []
+        for node in range(t.node_count):  # scikit-learn numbers parents before children
+            if t.children_left[node] >= 0:
+                inner.append(node)
+                for child in (t.children_left[node], t.children_right[node]):
+                    depth[child] = depth[node] + 1
+        deepest = max((depth[n] for n in inner), default=-1)
+        return [frozenset(n for n in inner if depth[n] < d) for d in range(1, deepest + 2)]
 
     def pruning_sequence(self) -> list[frozenset[int]]:
         """The inner nodes kept by each subtree of weakest-link pruning, from

@@ -114,3 +114,24 @@ def test_each_pruned_subtree_misclassifies_least_of_all_subtrees_no_larger(seed,
     for pruned in writer.pruning_sequence():
         rivals = [s for s in everything if len(s) <= len(pruned)]
         assert misclassified(pruned) <= min(map(misclassified, rivals)) + 1e-9
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 6))
+def test_a_depth_truncation_is_the_tree_grown_to_that_depth(seed, depth):
+    """The truncations of the best-first tree are CART's depth-limited trees
+    (one continuous feature: no two splits tie; across features they may, and
+    the two builders may break the tie apart)."""
+    from synth.trees import _TreeWriter
+
+    rng = np.random.default_rng(seed)
+    values = rng.normal(size=(1, 1000))
+    z = (np.sin(3 * values[0]) > 0) ^ (rng.random(1000) < 0.1)
+    grown = DecisionTreeClassifier(max_leaf_nodes=1000, random_state=0).fit(values.T, z)
+    writer = _TreeWriter(grown, [Var("f", REAL)], values.T)
+    truncations = writer.depth_truncations()
+    assert len(truncations) == grown.get_depth() and truncations[0] == {0}
+    limited = DecisionTreeClassifier(max_depth=depth, random_state=0).fit(values.T, z)
+    program = writer.program(set(truncations[depth - 1]))
+    assert np.array_equal(program.evaluate({"f": values[0]}).astype(bool),
+                          limited.predict(values.T))

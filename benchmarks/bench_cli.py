@@ -91,6 +91,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="image tasks: a seeded random subset of the images")
     parser.add_argument("--max-size", type=int, default=ImageBenchSettings.max_size,
                         help="image tasks: largest program (nodes)")
+    parser.add_argument("--image-tree-leaves", type=int, default=ImageBenchSettings.tree_leaves,
+                        help="image tasks: decision trees of up to this many leaves over the "
+                             "engine's features past --max-size, never the answer, for the "
+                             "comparison at peers' sizes (default 0: none)")
     parser.add_argument("--out", help="results folder (default bench/<suite>-<source>)")
     parser.add_argument("--markdown", metavar="FILE",
                         help="also write the tables into FILE (e.g. BENCHMARKS.md) between "
@@ -147,7 +151,8 @@ def image_settings(args):
     from dataclasses import replace
 
     from benchmarks.images_suite import ImageBenchSettings
-    settings = ImageBenchSettings(max_images=args.max_images, max_size=args.max_size)
+    settings = ImageBenchSettings(max_images=args.max_images, max_size=args.max_size,
+                                  tree_leaves=args.image_tree_leaves)
     train = replace(settings.train, seed=args.seed,
                     **({} if args.epochs is None else {"epochs": args.epochs}))
     return replace(settings, train=train)

@@ -189,11 +189,14 @@ class ImageBenchSettings:
     subset of ``max_images``, or all), the network recipe, and the engine's
     program size limit and template refinement (0: templates as they come;
     refined templates are fitted to the network's labels and copy its
-    mistakes, see :mod:`synth.image_search`)."""
+    mistakes, see :mod:`synth.image_search`), and the leaves of the decision
+    trees grown past that limit (0: none), which the answer never is but the
+    comparison with peers at their sizes reads."""
 
     max_images: int | None = None
     max_size: int = 20
     refine: int = 0
+    tree_leaves: int = 0
     train: ImageTrainSettings = field(default_factory=ImageTrainSettings)
 
     def __post_init__(self) -> None:
@@ -201,6 +204,8 @@ class ImageBenchSettings:
             raise ValueError(f"an image task needs at least 50 images, got {self.max_images}")
         if self.max_size < 4:
             raise ValueError(f"max_size must be at least 4, got {self.max_size}")
+        if self.tree_leaves < 0:
+            raise ValueError(f"tree_leaves must be 0 (no trees) or more, got {self.tree_leaves}")
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -271,7 +276,7 @@ class ImageRun:
         self.report = recover_image_program(
             self.images, self.labels, oracle=self.oracle, classes=self.classes,
             time_limit=self.config.time_limit, max_size=s.max_size, refine=s.refine,
-            evidence=False, seed=self.config.seed, **options)
+            tree_leaves=s.tree_leaves, evidence=False, seed=self.config.seed, **options)
         seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
         best, stats = self.report.best, self.report.result.stats
         pred = best.program.evaluate({"image": np.asarray(self.images, dtype=np.float64)})
@@ -282,7 +287,7 @@ class ImageRun:
                           template_sources=self.report.sources(),
                           timings=self.report.timings,
                           front=[[c.size, c.fidelity, c.holdout_fidelity, str(c.program)]
-                                 for c in self.report.result.pareto])
+                                 for c in (*self.report.result.pareto, *self.report.beyond)])
 
     def feature_columns(self) -> tuple[np.ndarray, list]:
         """The engine's scalar features (with the templates it searched) on every image,

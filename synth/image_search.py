@@ -283,6 +283,9 @@ class ImageSearchReport:
     timings: dict[str, float] = field(default_factory=dict)
     screened: list[Screened] = field(default_factory=list)
     evidence: dict = field(default_factory=dict)
+    #: the search's front past max_size (its decision trees, with ``tree_leaves``):
+    #: what more nodes buy, for comparing at larger sizes; never the answer
+    beyond: tuple[Candidate, ...] = ()
 
     @property
     def best(self) -> Candidate:
@@ -435,7 +438,8 @@ def recover_image_program(images: np.ndarray, labels: np.ndarray, *, oracle=None
                           template_rows: int = 5000, pca: int = 4, search_templates: int = 40,
                           grid: int = GRID, evidence: bool = True, seed: int = 0,
                           complexity_penalty: float = 2e-4, significance: float | None = 2.0,
-                          clock: str = "wall", log: Log = _quiet) -> ImageSearchReport:
+                          tree_leaves: int = 0, clock: str = "wall",
+                          log: Log = _quiet) -> ImageSearchReport:
     """Find a program of at most ``max_size`` nodes over ``images`` explaining ``labels``.
 
     ``oracle`` (a TorchOracle, optional) supplies network templates and the
@@ -450,6 +454,10 @@ def recover_image_program(images: np.ndarray, labels: np.ndarray, *, oracle=None
     smallest one it does not beat significantly on the held-out rows
     (:func:`prefer_simpler` with ``z = significance``; ``None``: no such test).
     ``clock`` is what ``time_limit`` counts (see :class:`~synth.search.Synthesizer`).
+    ``tree_leaves`` > 0 grows decision trees of up to that many leaves over the
+    features (:mod:`synth.trees`) after the formulas; they rarely fit within
+    ``max_size`` and cost every feature on every image, so the default grows
+    none.  The front past ``max_size`` is the report's ``beyond``.
     """
     from synth.search import CLOCKS, Synthesizer
     now = CLOCKS[clock]
@@ -466,13 +474,11 @@ def recover_image_program(images: np.ndarray, labels: np.ndarray, *, oracle=None
     budget = max(min(10.0, time_limit / 2), time_limit - (now() - start) - reserve)
     log(f"searching {len(features)} features for at most {budget:.0f} s")
     t0 = time.perf_counter()
-    # no decision trees: the front is cut at ``max_size`` below, where a tree says no
-    # more than a formula, and growing them computes many features on every image
     synth = Synthesizer(time_limit=budget, features=features, max_feature_size=max_feature_size,
                         max_atoms=max_atoms, beam_width=beam_width, pairs="fallback",
                         primitives=IMAGE_PRIMITIVES, seed=seed,
-                        complexity_penalty=complexity_penalty, tree_leaves=0, clock=clock,
-                        progress=log is not _quiet)
+                        complexity_penalty=complexity_penalty, tree_leaves=tree_leaves,
+                        clock=clock, progress=log is not _quiet)
     synth.fit({"image": arr}, z)
     timings["search"] = round(time.perf_counter() - t0, 2)
     result = cut_front(synth.result_, max_size, complexity_penalty)
@@ -483,8 +489,9 @@ def recover_image_program(images: np.ndarray, labels: np.ndarray, *, oracle=None
     fidelity = float((pred == z).mean())
     unseen = bank.unseen
     fidelity_unseen = float((pred[unseen] == z[unseen]).mean()) if len(unseen) else None
+    beyond = tuple(c for c in synth.result_.pareto if c.size > max_size)
     report = ImageSearchReport(result, bank.templates, fidelity, fidelity_unseen, bank.rows,
-                               0.0, timings, bank.screened)
+                               0.0, timings, bank.screened, beyond=beyond)
     if evidence and oracle is not None and hasattr(oracle, "features") and len(unseen) >= 10:
         from synth.evidence import decodability
         t0 = time.perf_counter()

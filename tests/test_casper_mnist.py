@@ -440,3 +440,21 @@ def test_challenge_runs_end_to_end_on_a_subset(tmp_path, capsys):
         assert set(entry["r2"]) == set(layers)
     assert data["challenge"]["images"] == 1200 and data["stats"]["queries"] == 1200
     assert all(c["size"] <= 15 for c in data["pareto"])
+
+
+def test_trees_past_the_size_limit_are_kept_beside_the_answer_never_as_it():
+    """Labels a random table of thirty bands of ink, which no formula of a few
+    atoms states: with trees the front past the limit explains them; the answer
+    stays within it."""
+    images = blob_images(600, seed=6)
+    ink = images.sum(axis=(1, 2))
+    table = np.random.default_rng(6).random(30) < 0.5
+    z = table[np.digitize(ink, np.quantile(ink, np.linspace(0, 1, 31)[1:-1]))].astype(np.int64)
+    reports = [recover_image_program(images, z, time_limit=6, evidence=False, pca=0,
+                                     max_size=8, tree_leaves=leaves) for leaves in (0, 64)]
+    for rep in reports:
+        assert rep.best.size <= 8 and all(c.size <= 8 for c in rep.result.pareto)
+        assert all(c.size > 8 for c in rep.beyond)
+    without, with_trees = (max([c.fidelity for c in rep.beyond], default=0.0)
+                           for rep in reports)
+    assert with_trees > max(without, 0.95) and with_trees > reports[1].best.fidelity

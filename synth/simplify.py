@@ -14,6 +14,7 @@ every constant that makes it so.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -24,14 +25,21 @@ from dsl.types import BOOL, INT
 from synth.numbers import round_significant, significant_digits
 
 
-def simpler_constants(value: float) -> list[float]:
-    """``value`` rounded to each shorter number of significant digits, shortest first."""
+def simpler_constants(value: float, reach: int = 0) -> list[float]:
+    """``value`` rounded to each shorter number of significant digits, shortest
+    first, each rounding followed by the numbers of as many digits up to
+    ``reach`` steps of its last digit away on either side (of ``value``'s sign
+    or zero): ``1.1`` gives ``1``, and with reach 2 also ``0``, ``2`` and ``3``."""
     digits = significant_digits(value)
     out = []
     for d in range(1, digits):
-        v = round_significant(float(value), d)
-        if v not in out and v != value:
-            out.append(v)
+        step = 10.0 ** (math.floor(math.log10(abs(value))) - d + 1)
+        nearest = round(value / step)
+        for k in sorted(range(-reach, reach + 1), key=abs):
+            v = round_significant((nearest + k) * step, d)
+            if (v not in out and v != value and v * value >= 0
+                    and significant_digits(v) <= d):
+                out.append(v)
     return out
 
 
@@ -104,11 +112,19 @@ def _constant_groups(program: Program) -> list[tuple[tuple, list[tuple]]]:
             for i in range(0, len(paths), _JOINT)]
 
 
+#: A constant alone in its comparison (a threshold) also tries the round numbers this many
+#: steps from its roundings: where a blurred boundary leaves fidelity flat over a range
+#: (``ink < 1.1`` to ``ink < 3``), the roundest number in it, not only the nearest.
+_REACH = 2
+
+
 def _roundings(nodes: list[Const]) -> list[tuple[int, tuple]]:
     """Every way of shortening some of ``nodes``' values, as the digits it
-    saves and the values, most digits saved first."""
+    saves and the values, most digits saved first (a lone constant also to its
+    rounding's near neighbours, see ``_REACH``)."""
+    reach = _REACH if len(nodes) == 1 else 0
     options = [[node.value] + [int(v) if node.type is INT else v
-                               for v in simpler_constants(node.value)
+                               for v in simpler_constants(node.value, reach)
                                if node.type is not INT or float(v).is_integer()]
                for node in nodes]
     out = []

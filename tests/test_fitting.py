@@ -123,6 +123,30 @@ def test_constants_are_rounded_when_a_digit_costs_almost_nothing():
     assert simplify_constants(modular, env, labels, per_digit=1e-3) == modular
 
 
+def test_a_threshold_on_a_flat_stretch_moves_to_its_roundest_number_not_only_the_nearest():
+    """A blurred boundary: labels alternate from 1.1 to 3, so fidelity is flat
+    there with a faint peak at the fitted ``1.1``.  Its rounding ``1`` costs
+    eleven labels, ``3`` (as few digits) one, ``2`` two: ``3`` is taken where
+    a digit is worth two and a half labels, nothing where it is worth half of one."""
+    from dsl.program import apply, const
+    from dsl.types import REAL
+    from synth.simplify import simplify_constants
+
+    r = np.arange(606) / 101
+    labels = r < 3
+    blurred = (r >= 1.1) & (r < 3)
+    labels[blurred] = np.arange(blurred.sum()) % 2 == 1
+    labels[(r >= 1.1) & (r < 1.13)] = False
+    labels[np.flatnonzero((r >= 2) & (r < 3) & ~labels)[0]] = True
+    env = {"r": r}
+    errors = {t: int(((r < t) != labels).sum()) for t in (1, 1.1, 2, 3)}
+    assert errors == {1: 106, 1.1: 95, 2: 97, 3: 96}
+    fitted = apply("lt", Var("r", REAL), const(1.1))
+    per_label = 1 / len(r)
+    assert str(simplify_constants(fitted, env, labels, per_digit=2.5 * per_label)) == "r < 3.0"
+    assert str(simplify_constants(fitted, env, labels, per_digit=0.5 * per_label)) == "r < 1.1"
+
+
 def test_a_round_constant_on_the_queries_takes_the_side_their_labels_say():
     """``x * y <= 1800`` seen through a blurred boundary: the fitted ``1797``
     rounds to ``1800``, which pairs such as ``(30, 60)`` lie on; ``<`` or

@@ -79,9 +79,11 @@ def add_search_options(parser: argparse.ArgumentParser, time_limit: float = 60.0
     parser.add_argument("--beam-width", type=int, default=4,
                         help="formulas kept at each step of the composition search")
     parser.add_argument("--max-feature-size", type=int, default=6)
-    parser.add_argument("--tree-leaves", type=int, default=256,
+    parser.add_argument("--tree-leaves", type=int, default=None,
                         help="largest decision tree over the features put on the front "
-                             "(synth.trees); 0: none")
+                             "(synth.trees); 0: none. Default 256; over images 0, as their "
+                             "answer is cut at --max-size: trees there only extend the "
+                             "report's front past the cut ('beyond')")
     parser.add_argument("--primitives", action="append", default=[],
                         help="Python file registering extra primitives (repeatable)")
     parser.add_argument("--json", help="write the result as JSON to this file")
@@ -97,9 +99,10 @@ def load_primitive_files(paths: Sequence[str]) -> None:
 def synthesizer_from(args):
     from synth.search import Synthesizer
     load_primitive_files(args.primitives)
+    trees = {} if args.tree_leaves is None else {"tree_leaves": args.tree_leaves}
     return Synthesizer(time_limit=args.time_limit, seed=args.seed, max_atoms=args.max_atoms,
                        beam_width=args.beam_width, max_feature_size=args.max_feature_size,
-                       tree_leaves=args.tree_leaves, clock=args.clock, progress=not args.quiet)
+                       clock=args.clock, progress=not args.quiet, **trees)
 
 
 def run_search(args) -> int:

@@ -577,13 +577,15 @@ def search_settings(args) -> dict:
     command line (``synth.cli.add_search_options`` and ``--hint``/``--refine``/
     ``--max-size``).  Over images, features are enumerated to at most
     ``IMAGE_FEATURE_SIZE`` nodes and formulas to the atoms ``--max-size``
-    holds: larger ones cannot make a program of that size."""
+    holds: larger ones cannot make a program of that size.  No decision trees
+    unless ``--tree-leaves`` asks for them (they extend only the front past the cut)."""
     max_size = int(getattr(args, "max_size", 15) or 15)
     return {"time_limit": args.time_limit, "seed": args.seed, "max_size": max_size,
             "max_feature_size": min(args.max_feature_size, IMAGE_FEATURE_SIZE),
             "max_atoms": min(args.max_atoms, atoms_within(max_size)),
             "beam_width": getattr(args, "beam_width", 4),
-            "refine": getattr(args, "refine", None), "clock": getattr(args, "clock", "wall")}
+            "refine": getattr(args, "refine", None), "clock": getattr(args, "clock", "wall"),
+            "tree_leaves": getattr(args, "tree_leaves", None) or 0}
 
 
 def run_image_search(args, out=None) -> int:

@@ -118,3 +118,21 @@ def test_a_file_that_is_not_a_model_is_named(tmp_path, capsys):
     path.write_bytes(b"not a torch file")
     assert main(["search", "--domain", "grid:20x20", "--model", str(path), "--arch", "mlp"]) == 1
     assert "garbage.pt" in capsys.readouterr().err
+
+
+def test_tree_leaves_reaches_the_image_search_only_when_asked_for():
+    """Grids keep the Synthesizer's trees unless told otherwise; images grow
+    none by default (their answer is cut at --max-size) and as many leaves as
+    ``--tree-leaves`` says when it is given."""
+    import argparse
+
+    from synth.cli import add_search_options, synthesizer_from
+    from synth.image_search import search_settings
+    from synth.search import Synthesizer
+    parser = argparse.ArgumentParser()
+    add_search_options(parser)
+    default, asked, none = (parser.parse_args(a) for a in
+                            ([], ["--tree-leaves", "32"], ["--tree-leaves", "0"]))
+    assert synthesizer_from(default).tree_leaves == Synthesizer().tree_leaves > 0
+    assert (synthesizer_from(asked).tree_leaves, synthesizer_from(none).tree_leaves) == (32, 0)
+    assert [search_settings(a)["tree_leaves"] for a in (default, asked, none)] == [0, 32, 0]

@@ -32,6 +32,13 @@ number ``max_leaves``.  Its subtrees are written at a ladder of leaf counts
   is how a tree is usually regularised, and the shallow wide trees it gives
   generalise better than the deep narrow prefixes of the same size where
   the labels are a network's blurred boundary.
+
+How far each family goes is chosen by k-fold cross-validation on the fit rows
+(``folds``), as a peer picks its tree's depth: the same best-first tree is
+grown on each fold's other rows, every leaf count of the ladder and every depth
+is scored on the fold's own rows, and the family stops at the leaf count (the
+depth) of best cross-validated fidelity.  Past it a bigger tree only learns
+the fit rows by heart -- what the front should not offer as an explanation.
 """
 from __future__ import annotations
 
@@ -71,40 +78,79 @@ def affordable_features(seconds: float, rows: int) -> int:
 
 
 def tree_programs(features: Sequence[Program], values: np.ndarray, z: np.ndarray,
-                  w: np.ndarray, max_leaves: int = 256, seed: int = 0) -> list[Program]:
+                  w: np.ndarray, max_leaves: int = 256, seed: int = 0,
+                  folds: int = 3) -> list[Program]:
     """Programs of the subtrees of the best-first tree over ``features`` (their
     ``values`` on the fit rows: features x rows) fitting labels ``z`` under
     weights ``w``: for each count of :func:`leaf_ladder` the growth prefix and
-    the pruned subtree of at most that many leaves, the truncation at each
-    depth, and the grown tree (at most ``max_leaves`` leaves), each once,
-    smallest first.
+    the pruned subtree of at most that many leaves, and the truncation at each
+    depth, up to the leaf count and the depth of best ``folds``-fold
+    cross-validated fidelity (every one with ``folds`` below 2), each once,
+    smallest first; the grown tree has at most ``max_leaves`` leaves.
     Features with values beyond float32's range are left out."""
-    from sklearn.tree import DecisionTreeClassifier
-
     values = np.asarray(values, dtype=np.float64)
     usable = [i for i in range(len(values))
               if np.isfinite(values[i]).all() and np.abs(values[i]).max() < 1e30]
     if not usable or len(np.unique(z)) < 2:
         return []
     x = values[usable].T
-    clf = DecisionTreeClassifier(max_leaf_nodes=max(max_leaves, 2), random_state=seed)
-    clf.fit(x, z, sample_weight=w)
-    writer = _TreeWriter(clf, [features[i] for i in usable], x)
+    writer = _TreeWriter(_best_first_tree(x, z, w, max_leaves, seed),
+                         [features[i] for i in usable], x)
     order = writer.growth_order()
     pruned = writer.pruning_sequence()
+    ladder = leaf_ladder(len(order) + 1)
+    truncations = writer.depth_truncations()
+    if folds >= 2:
+        leaf_cap, depth_cap = cross_validated_caps(x, z, w, max_leaves, seed, folds, ladder)
+        ladder = [k for k in ladder if k <= leaf_cap]
+        truncations = truncations[:depth_cap]
     subtrees: dict[frozenset[int], None] = {}
-    for k in leaf_ladder(len(order) + 1):
+    for k in ladder:
         subtrees[frozenset(order[:k - 1])] = None
         subtrees[next(s for s in pruned if len(s) <= k - 1)] = None
-    subtrees.update(dict.fromkeys(writer.depth_truncations()))
+    subtrees.update(dict.fromkeys(truncations))
     programs = {writer.program(set(inner)): None for inner in subtrees if inner}
     return sorted(programs, key=lambda p: p.size)
+
+
+def _best_first_tree(x: np.ndarray, z: np.ndarray, w: np.ndarray, max_leaves: int, seed: int):
+    from sklearn.tree import DecisionTreeClassifier
+
+    return DecisionTreeClassifier(max_leaf_nodes=max(max_leaves, 2), random_state=seed).fit(
+        x, z, sample_weight=w)
+
+
+def cross_validated_caps(x: np.ndarray, z: np.ndarray, w: np.ndarray, max_leaves: int,
+                         seed: int, folds: int, ladder: Sequence[int]) -> tuple[int, int]:
+    """(leaf count of ``ladder``, depth) of the best-first tree's prefix and
+    truncation of highest weighted fidelity on held-out folds (``folds``-fold,
+    stratified, shuffled by ``seed``), the smaller on ties."""
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = min(folds, int(np.bincount(z.astype(int)).min()))
+    if folds < 2 or not ladder:  # too few of a label to hold any out
+        return (ladder[-1] if ladder else 2), len(x)
+    by_leaves, by_depth = np.zeros(len(ladder)), np.zeros(1)
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    for train, test in splitter.split(x, z):
+        writer = _TreeWriter(_best_first_tree(x[train], z[train], w[train], max_leaves, seed),
+                             (), x[train])
+        ranks, correct = writer.paths(x[test], z[test])
+        for i, k in enumerate(ladder):
+            stop = (ranks < k - 1).sum(axis=1)  # path steps that the k-leaf prefix expands
+            by_leaves[i] += w[test] @ correct[np.arange(len(test)), stop]
+        at_depth = w[test] @ correct  # a path's last node stands for every depth below it
+        deepest = max(len(at_depth), len(by_depth))
+        by_depth = (np.pad(by_depth, (0, deepest - len(by_depth)), mode="edge")
+                    + np.pad(at_depth, (0, deepest - len(at_depth)), mode="edge"))
+    return ladder[int(np.argmax(by_leaves))], max(int(np.argmax(by_depth)), 1)
 
 
 class _TreeWriter:
     """Writes the prefixes of a fitted tree as programs."""
 
     def __init__(self, clf, features: Sequence[Program], x: np.ndarray) -> None:
+        self._clf = clf
         self.tree = clf.tree_
         self.classes = clf.classes_
         self.features = features
@@ -130,6 +176,24 @@ class _TreeWriter:
                 if left[child] >= 0:
                     heapq.heappush(frontier, (-gain(child), child))
         return order
+
+    def paths(self, x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For rows ``x`` (labels ``z``), along each row's path from the root
+        (rows x depth, the leaf repeated to the deepest path's length): each
+        node's rank in the growth order (a leaf's: infinite), and whether each
+        node's class is the row's label."""
+        t = self.tree
+        indicator = self._clf.decision_path(x.astype(np.float32)).tocsr()
+        lengths = np.diff(indicator.indptr)
+        nodes = np.zeros((len(x), lengths.max()), dtype=np.int64)
+        for row in range(len(x)):  # node ids ascend from the root: parents come first
+            path = indicator.indices[indicator.indptr[row]:indicator.indptr[row + 1]]
+            nodes[row] = np.concatenate([np.sort(path), np.full(lengths.max() - len(path),
+                                                                path.max())])
+        rank = np.full(t.node_count, np.inf)
+        rank[self.growth_order()] = np.arange(len(self.growth_order()))
+        classes = self.classes[np.argmax(t.value[:, 0, :], axis=1)]
+        return rank[nodes], classes[nodes] == np.asarray(z)[:, None]
 
     def depth_truncations(self) -> list[frozenset[int]]:
         """The inner nodes above each depth, from the root alone to the grown tree."""

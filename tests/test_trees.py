@@ -23,7 +23,7 @@ def test_the_largest_tree_program_predicts_what_the_tree_predicts(seed, n_featur
     values = np.round(rng.normal(size=(n_features, n)) * rng.choice([1, 100, 1e-3]), 3)
     z = rng.random(n) < rng.uniform(0.2, 0.8)
     features = [Var(f"f{i}", REAL) for i in range(n_features)]
-    programs = tree_programs(features, values, z, np.ones(n), max_leaves=leaves)
+    programs = tree_programs(features, values, z, np.ones(n), max_leaves=leaves, folds=0)
     clf = DecisionTreeClassifier(max_leaf_nodes=leaves, random_state=0).fit(values.T, z)
     if clf.get_n_leaves() < 2:
         assert programs == []
@@ -43,6 +43,28 @@ def test_trees_grow_by_leaves_and_never_fit_worse():
     sizes = [p.size for p in programs]
     assert sizes == sorted(sizes) and fits == sorted(fits)
     assert fits[-1] == 1.0
+
+
+def test_cross_validation_stops_the_trees_before_they_learn_noise_by_heart():
+    """Labels of a two-split rule with 10% of them flipped at random: the
+    uncapped family ends in a tree that learns flips by heart, the
+    cross-validated one stops near the rule's few leaves, and fits the rule
+    better than the noise-learning tree does on rows neither saw."""
+    rng = np.random.default_rng(1)
+    x, y = rng.integers(0, 113, size=(2, 4000))
+    rule = (x < 40) | (y >= 70)
+    z = rule ^ (rng.random(4000) < 0.1)
+    values = np.stack([x, y]).astype(float)
+    capped = tree_programs([X, Y], values, z, np.ones(len(z)))
+    every = tree_programs([X, Y], values, z, np.ones(len(z)), folds=0)
+    env = {"x": x, "y": y}
+    assert np.mean(every[-1].evaluate(env).astype(bool) == z) > np.mean(rule == z) + 0.02
+    assert capped[-1].size < every[-1].size / 10
+    u, v = rng.integers(0, 113, size=(2, 4000))
+    fresh = {"x": u, "y": v}
+    truth = (u < 40) | (v >= 70)
+    assert np.mean(capped[-1].evaluate(fresh).astype(bool) == truth) > 0.99
+    assert np.mean(every[-1].evaluate(fresh).astype(bool) == truth) < 0.97
 
 
 def test_a_split_is_written_with_the_simplest_constant_between_the_values_it_separates():

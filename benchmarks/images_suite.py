@@ -264,7 +264,7 @@ class ImageRun:
         return {"method": method, **extra, "fidelity": float(np.mean(pred == self.labels)),
                 "fit_fidelity": float(np.mean(pred[fit_rows] == self.labels[fit_rows])),
                 "holdout_fidelity": float(np.mean(pred[hold_rows] == self.labels[hold_rows])),
-                "agreement": agreement, "agreement_all": self._agreement(pred, slice(None)),
+                "holdout_rows": len(hold_rows), "agreement": agreement, "agreement_all": self._agreement(pred, slice(None)),
                 "exact": None if agreement is None else agreement >= EXACT_AGREEMENT,
                 "seconds": seconds, "cpu_seconds": cpu, "load": _load(), "error": None}
 

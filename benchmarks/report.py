@@ -153,12 +153,29 @@ def _front_of(result: dict) -> list:
                                      result.get("holdout_fidelity")]]
 
 
+# An exact two-sided McNemar test of a lead of d held-out rows has p >= 2 * 0.5**d
+# (all discordant rows on one side): 0.0625 for 5 rows, 0.031 for 6.  A lead of fewer
+# rows is never significant at 5%, whatever the rows.
+SIGNIFICANT_LEAD_ROWS = 6
+
+
+def _lead_rows(ours: float | None, theirs: float | None, rows: int | None) -> int | None:
+    """By how many held-out rows ``theirs`` beats ``ours`` (None where unknown)."""
+    if ours is None or theirs is None or not rows:
+        return None
+    return int(round((theirs - ours) * rows))
+
+
 def equal_size_table(docs: Sequence[dict]) -> str:
     """Per peer: on how many tasks the engine's front is at least as faithful
     (held out) as the peer's at the engine's chosen size, and at the peer's
     chosen size -- each side's best program of that size or smaller, sizes in
-    the engine's units (:mod:`benchmarks.peer_sizes`)."""
+    the engine's units (:mod:`benchmarks.peer_sizes`) -- and on how many the
+    peer leads at either size by at least ``SIGNIFICANT_LEAD_ROWS`` held-out
+    rows, the least lead a paired test at 5% can tell from a tie ("-" where
+    the results do not record ``holdout_rows``)."""
     header = ["peer", "tasks", "synth ahead at synth's size", "synth ahead at the peer's size",
+              f"peer ahead by >= {SIGNIFICANT_LEAD_ROWS} held-out rows",
               "median size: synth", "median size: peer"]
     body = []
     for m in [m for m in _methods(docs) if m != "synth"]:
@@ -167,17 +184,22 @@ def equal_size_table(docs: Sequence[dict]) -> str:
                  and not p.get("error") and e.get("front")]
         if not pairs:
             continue
-        at_engine = at_peer = 0
+        at_engine = at_peer = real_leads = 0
+        counted = all(e.get("holdout_rows") for e, _ in pairs)
         for e, p in pairs:
             ours, theirs = e["front"], _front_of(p)
             rival = best_within(theirs, e["size"])
             at_engine += rival is None or best_within(ours, e["size"]) >= rival
             mine = best_within(ours, p["size"])
             at_peer += mine is not None and mine >= best_within(theirs, p["size"])
+            leads = [_lead_rows(best_within(ours, size) or 0.0, best_within(theirs, size),
+                                e.get("holdout_rows")) for size in (e["size"], p["size"])]
+            real_leads += any(d is not None and d >= SIGNIFICANT_LEAD_ROWS for d in leads)
         body.append([m, str(len(pairs)), f"{at_engine}/{len(pairs)}", f"{at_peer}/{len(pairs)}",
+                     f"{real_leads}/{len(pairs)}" if counted else "-",
                      _cell(float(np.median([e["size"] for e, _ in pairs])), 0),
                      _cell(float(np.median([p["size"] for _, p in pairs])), 0)])
-    return _table(header, body, "lrrrrr") if body else ""
+    return _table(header, body, "lrrrrrr") if body else ""
 
 
 def markdown_table(docs: Sequence[dict], config: dict | None = None) -> str:

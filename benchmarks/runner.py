@@ -195,7 +195,7 @@ def _run_engine(env, labels, truth, config: BenchConfig, weights=None) -> dict:
     return {"method": "synth", "program": str(best.program), "python": best.python,
             "size": best.size, "fidelity": float(np.mean(pred == labels)),
             "fit_fidelity": best.fidelity, "holdout_fidelity": best.holdout_fidelity,
-            "agreement": agreement, "exact": agreement == 1.0, "seconds": seconds,
+            "holdout_rows": len(synth.holdout_rows_), "agreement": agreement, "exact": agreement == 1.0, "seconds": seconds,
             "cpu_seconds": cpu, "load": _load(), "programs_evaluated": stats.programs_evaluated,
             "programs_per_second": stats.programs_per_second,
             "max_feature_size": stats.max_feature_size, "interrupted": stats.interrupted,

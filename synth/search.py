@@ -108,6 +108,11 @@ class Synthesizer:
         front (:mod:`synth.trees`), and the most indexed features it splits on
         (the best alone, and those of the composed formulas; fewer where the
         time left affords fewer); 0 leaves for none.
+
+    After ``fit``: ``best_`` (the chosen :class:`Candidate`), ``result_`` (the
+    front and the search's statistics), ``input_names_``, and ``holdout_rows_``
+    (the indices of the rows held out of fitting, on which held-out fidelity is
+    measured).
     """
 
     def __init__(self, *, time_limit: float = 60.0, max_feature_size: int = 6,
@@ -169,6 +174,7 @@ class Synthesizer:
         order = rng.permutation(n)
         n_hold = int(round(self.holdout * n)) if n > 10 else 0
         hold_rows, fit_rows = np.sort(order[:n_hold]), np.sort(order[n_hold:])
+        self.holdout_rows_ = hold_rows
         fit_env = {k: v[fit_rows] for k, v in env.items()}
         zf = z[fit_rows]
         w = weights[fit_rows]

@@ -457,8 +457,29 @@ def test_fidelity_at_equal_size_compares_the_best_programs_no_larger():
         # peer without a front is its one program)
         doc("c", {"size": 7, "front": front}, {"size": 5, "fidelity": 0.98,
                                                "fit_fidelity": 0.99, "holdout_fidelity": 0.95})]
-    table = equal_size_table(docs)
-    assert "| tree | 3 | 2/3 | 1/3 | 7 | 15 |" in table
+    # results without held-out row counts cannot tell a real lead from chance: "-"
+    assert "| tree | 3 | 2/3 | 1/3 | - | 7 | 15 |" in equal_size_table(docs)
+    for d in docs:
+        d["results"][0]["holdout_rows"] = 1000
+    # a lead of 3 rows in 1,000 is behind, but no paired test at 5% calls it real
+    docs.append(doc("d", {"size": 7, "front": [[7, 0.9, 0.9]], "holdout_rows": 1000},
+                    {"size": 7, "front": [[7, 0.9, 0.903]]}))
+    assert "| tree | 4 | 2/4 | 1/4 | 2/4 | 7 | 11 |" in equal_size_table(docs)
+
+
+def test_a_lead_of_fewer_than_six_rows_is_never_significant():
+    from scipy.stats import binomtest
+
+    from benchmarks.report import SIGNIFICANT_LEAD_ROWS
+
+    # McNemar's exact test: the discordant rows split as a fair coin under a tie;
+    # the smallest p for a lead of d rows is when every discordant row is the leader's
+    def least_p(lead):
+        return binomtest(lead, lead).pvalue
+
+    assert least_p(SIGNIFICANT_LEAD_ROWS) < 0.05 <= least_p(SIGNIFICANT_LEAD_ROWS - 1)
+    assert all(binomtest(b + lead, 2 * b + lead).pvalue >= least_p(lead)
+               for lead in range(1, 8) for b in range(0, 30))
 
 
 def test_bench_command_writes_results_and_a_table(tmp_path, capsys):

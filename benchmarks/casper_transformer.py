@@ -23,6 +23,11 @@ Searches:
   replica's internal leaves too when there is a replica: they are functions of
   ``(x, y)`` like any other feature).
 
+Each search also gets leaves from its own target's answers: the top factors
+of the answer table over ``x`` and over ``y`` (:mod:`oracles.answer_factors`;
+``replica_x_pc0`` ..., ``net_y_pc0`` ...), read from the cells the search fits
+only.
+
 The time limit is split evenly between the searches (a search that stops
 early leaves the rest of its share to the next).  Every program on the
 two Pareto fronts is then scored on all 12,769 pairs against the challenge
@@ -77,7 +82,11 @@ DEFAULTS = {
     "n_neurons": 6,         # neuron pre-activation tables
     "probe_rows": 2000,     # pairs sampled per probe
     "proposals": 8,         # internal-feature atoms listed as proposals
+    "answer_factors": 4,    # factors of each target's answer table per input (0: none)
 }
+
+#: The name each search target's answer factors go by (``net_x_pc0`` ...).
+FACTOR_PREFIX = {"replica": "replica", "model_labels": "net"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -92,6 +101,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="search without leaves read from the replica's internals")
     parser.add_argument("--n-neurons", type=int, default=DEFAULTS["n_neurons"])
     parser.add_argument("--probe-rows", type=int, default=DEFAULTS["probe_rows"])
+    parser.add_argument("--answer-factors", type=int, default=DEFAULTS["answer_factors"],
+                        help="leaves from the top K factors of each searched network's "
+                             "answer table over x and over y (0: none)")
 
 
 def _option(args, name: str):
@@ -196,6 +208,7 @@ def run(args) -> int:
     from oracles.transformer_features import (feature_leaves, read_internals,
                                               transformer_oracle, uses_lookup)
     from synth.causal import counterfactual_grid
+    from synth.answer_leaves import answer_factor_tables
     from synth.cli import format_front, synthesizer_from
     from synth.evidence_grid import agreements, disagreements, predictions
     from synth.ranking import choose_grid_program
@@ -255,16 +268,19 @@ def run(args) -> int:
         before = oracle.queries
         target = oracle.labels(env)
         queries = oracle.queries - before
+        factors = answer_factor_tables(target, domain, template,
+                                       int(_option(args, "answer_factors")), FACTOR_PREFIX[name])
         _log(args, f"\nsearching {name} ({queries:,} queries, {share:.0f} s, "
-                   f"{len(leaves)} internal leaves)")
-        synthesizer = _synthesizer(template, time_limit=share, features=tuple(leaves))
+                   f"{len(leaves)} internal leaves, {len(factors)} answer factors)")
+        synthesizer = _synthesizer(template, time_limit=share,
+                                   features=(*leaves, *feature_leaves(factors)))
         result = synthesizer.fit(env, target).result_
         spent += result.stats.seconds
         best = result.best
         pred = predictions(best.program, env)
         front = [{"size": c.size, **agreements(predictions(c.program, env), references)}
                  for c in result.pareto]
-        searches[name] = {"result": result, "queries": queries,
+        searches[name] = {"result": result, "queries": queries, "factors": factors,
                           "agreement": agreements(pred, references), "front": front,
                           "penalty": synthesizer.complexity_penalty}
         pool += [(name, c) for c in _candidates(result)]
@@ -301,7 +317,10 @@ def run(args) -> int:
                 "causal": causal,
                 "disagreement": {k: disagreements(pred.reshape(P, P), v.reshape(P, P))
                                  for k, v in references.items()},
-                "lookup_tables": uses_lookup(chosen.program)}
+                "lookup_tables": uses_lookup(chosen.program),
+                "answer_factors": [{"name": t.name, "share": t.share,
+                                    "description": t.description}
+                                   for t in searches[origin]["factors"]]}
     if internals is not None:
         evidence["internals"] = internals.summary()
         evidence["proposed_atoms"] = propose_atoms(internals, leaves, env,
@@ -348,8 +367,14 @@ def print_answer(chosen: Candidate, agree: Mapping[str, float], evidence: Mappin
                  seconds: float) -> None:
     print(f"\n== answer (from the {evidence['origin']} search; {seconds:.0f} s in all) ==")
     print(f"size {chosen.size}; agreement on all {P * P:,} pairs: {_agreement_text(agree)}")
-    if evidence.get("lookup_tables"):
-        print(f"uses lookup tables read from the replica: {', '.join(evidence['lookup_tables'])}")
+    factors = {f["name"] for f in evidence.get("answer_factors", ())}
+    tables = evidence.get("lookup_tables", ())
+    internal = [t for t in tables if t not in factors]
+    if internal:
+        print(f"uses lookup tables read from the replica's internals: {', '.join(internal)}")
+    if factors & set(tables):
+        print(f"uses factors of the {evidence['origin']} answers (oracles.answer_factors): "
+              f"{', '.join(t for t in tables if t in factors)}")
     print()
     print(_short_python(chosen.python))
     for name, d in evidence["disagreement"].items():

@@ -122,7 +122,7 @@ def _orient(scores: np.ndarray) -> np.ndarray:
     return scores if scores[np.argmax(np.abs(scores))] >= 0 else -scores
 
 
-def _pcs(matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def principal_scores(matrix: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Scores of the rows of ``matrix`` on its top ``k`` principal directions, and their
     shares of the variance."""
     centred = matrix - matrix.mean(axis=0)
@@ -139,7 +139,7 @@ def embedding_pcs(model: HookedTransformer, k: int = 4) -> list[Table]:
     """``embed_pc{i}``: the number tokens' scores on the top principal directions of ``W_E``."""
     p = model.cfg.equals_token
     w_e = model.embed.W_E.detach().double().numpy()[:, :p].T  # (p, d_model)
-    scores, shares = _pcs(w_e, k)
+    scores, shares = principal_scores(w_e, k)
     return [Table(f"embed_pc{i}", scores[i], f"score of each number token on principal "
                   f"direction {i} of the token embedding ({shares[i]:.1%} of its variance)",
                   float(shares[i])) for i in range(len(scores))]
@@ -211,7 +211,7 @@ def read_internals(model: HookedTransformer, *, n_embedding: int = 4, n_reads: i
     weight = np.abs(logit_direction(model) @ w_out)[chosen]
     reads = []
     for name, part in (("x", a), ("y", b)):
-        scores, shares = _pcs(part * weight, n_reads)
+        scores, shares = principal_scores(part * weight, n_reads)
         reads += [Table(f"read{name}_pc{i}", scores[i],
                         f"principal direction {i} of what the top {len(chosen)} MLP neurons "
                         f"read from {name} (additive part of their pre-activation, weighted by "

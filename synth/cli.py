@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --model: a label counts in proportion to the network's "
                              "logit margin where that is among the smallest tenth "
                              "(synth.confidence); by default every label counts the same")
+    search.add_argument("--answer-factors", type=int, default=0, metavar="K",
+                        help="2-D grids: leaves from the top K principal directions of the "
+                             "answer table over each input (oracles.answer_factors), read "
+                             "from the fitted cells only; default 0, none")
     add_search_options(search)
     search.set_defaults(run=run_search)
 
@@ -116,6 +120,10 @@ def run_search(args) -> int:
     inputs = domain.all_inputs()
     labels = oracle.labels(inputs)
     weights = oracle_weights(oracle, inputs) if args.confidence else None
+    if args.answer_factors:
+        from synth.answer_leaves import answer_factor_leaves
+        synthesizer.features = (*synthesizer.features, *answer_factor_leaves(
+            labels, domain, synthesizer, args.answer_factors))
     synthesizer.fit(inputs, labels, sample_weight=weights)
     from synth.report import grid_data  # the data `synth report` draws heatmaps from
     report(synthesizer.result_, args.json,

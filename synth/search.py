@@ -170,10 +170,7 @@ class Synthesizer:
         types = dict(input_types or {name: _infer_type(v) for name, v in env.items()})
         self.input_names_ = tuple(env)
         rng = np.random.default_rng(self.seed)
-        n = len(z)
-        order = rng.permutation(n)
-        n_hold = int(round(self.holdout * n)) if n > 10 else 0
-        hold_rows, fit_rows = np.sort(order[:n_hold]), np.sort(order[n_hold:])
+        hold_rows, fit_rows = holdout_split(len(z), self.holdout, rng)
         self.holdout_rows_ = hold_rows
         fit_env = {k: v[fit_rows] for k, v in env.items()}
         zf = z[fit_rows]
@@ -224,18 +221,18 @@ class Synthesizer:
                   for f in chosen]
         fitted += [(p, _agreement(p, fit_env, zf, w)) for p in factored]
         repair = (self._exact_repair(_formula_front(formulas, per_size=1), fitter, lines, env, z,
-                                     start + 0.95 * self.time_limit) if n_hold else [])
+                                     start + 0.95 * self.time_limit) if len(hold_rows) else [])
         trees = self._trees(fitter, chosen, zf, w,
                             max(start + self.time_limit, now() + TREE_SHARE * self.time_limit))
         front = self._front(fitted, (fit_env, zf, w),
                             ({k: v[hold_rows] for k, v in env.items()}, z[hold_rows],
                              weights[hold_rows]), repair, trees)
-        best = pick_best(front, self.complexity_penalty, (len(zf), n_hold))
+        best = pick_best(front, self.complexity_penalty, (len(zf), len(hold_rows)))
         seconds = now() - start
         stats = SearchStats(programs_evaluated=enumerator.kept + composer.evaluated,
                             candidates_generated=enumerator.candidates + composer.evaluated,
                             seconds=seconds, max_feature_size=enumerator.max_size_completed,
-                            features_indexed=len(fitter.programs), queries=n,
+                            features_indexed=len(fitter.programs), queries=len(z),
                             interrupted=interrupted)
         self._close_progress()
         self.result_ = SearchResult(best, tuple(front), stats, self.get_params())
@@ -577,6 +574,18 @@ def _numeric(prim) -> bool:
     """Whether a primitive maps numbers to a number (what features are built from)."""
     return prim.ret_type in (INT, REAL, NUM) and all(t in (INT, REAL, NUM)
                                                      for t in prim.arg_types)
+
+
+def holdout_split(n: int, holdout: float, rng: np.random.Generator
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out and the fit rows of ``n`` (sorted), as :meth:`Synthesizer.fit` draws them.
+
+    ``Synthesizer(seed=s, holdout=h).fit`` holds out
+    ``holdout_split(n, h, np.random.default_rng(s))[0]``, so features built outside
+    the search can leave the same rows unread."""
+    order = rng.permutation(n)
+    n_hold = int(round(holdout * n)) if n > 10 else 0
+    return np.sort(order[:n_hold]), np.sort(order[n_hold:])
 
 
 def _validate(inputs: Mapping[str, np.ndarray], labels) -> tuple[dict, np.ndarray]:

@@ -136,3 +136,30 @@ def test_tree_leaves_reaches_the_image_search_only_when_asked_for():
     assert synthesizer_from(default).tree_leaves == Synthesizer().tree_leaves > 0
     assert (synthesizer_from(asked).tree_leaves, synthesizer_from(none).tree_leaves) == (32, 0)
     assert [search_settings(a)["tree_leaves"] for a in (default, asked, none)] == [0, 32, 0]
+
+
+def test_answer_factors_give_the_search_the_rows_the_answers_treat_alike(tmp_path):
+    rng = np.random.default_rng(3)
+    row_class = rng.random(40) < 0.5  # no arithmetic of x says which rows these are
+    env = GridDomain((40, 40)).all_inputs()
+    table = (row_class[env["x"]] & (env["y"] > 12)).reshape(40, 40).astype(np.int64)
+    path = tmp_path / "classes.npy"
+    np.save(path, table)
+    out = tmp_path / "classes.json"
+    assert main(["search", "--domain", "grid:40x40", "--labels", str(path), "--answer-factors",
+                 "2", "--time-limit", "10", "--max-feature-size", "3", "--json", str(out),
+                 "--quiet"]) == 0
+    best = json.loads(out.read_text())["best"]
+    assert best["fidelity"] == 1.0 and best["size"] <= 9 and "net_x_pc" in best["python"]
+    namespace: dict = {}
+    exec(best["python"], namespace)
+    assert all(namespace["label"](int(a), int(b)) == table[a, b]
+               for a, b in zip(env["x"], env["y"]))
+
+
+def test_answer_factors_need_a_two_dimensional_grid(tmp_path, capsys):
+    path = tmp_path / "cube.npy"
+    np.save(path, np.zeros((4, 4, 4), dtype=np.int64))
+    assert main(["search", "--domain", "grid:4x4x4", "--labels", str(path),
+                 "--answer-factors", "2", "--quiet"]) == 1
+    assert "answer factors need a 2-D grid" in capsys.readouterr().err

@@ -25,8 +25,14 @@ Searches:
 
 Each search also gets leaves from its own target's answers: the top factors
 of the answer table over ``x`` and over ``y`` (:mod:`oracles.answer_factors`;
-``replica_x_pc0`` ..., ``net_y_pc0`` ...), read from the cells the search fits
-only.
+``replica_x_pc0`` ..., ``net_y_pc0`` ...) and each row's and column's step fit
+(:mod:`oracles.answer_steps`; ``net_x_start``, ``net_x_cut0`` ...), read from
+the cells the search fits only.  A disagreement of a step fit with an answer
+costs the replica's confidence in its own answer there
+(:func:`synth.confidence.oracle_weights`: less on the tenth of pairs with the
+smallest logit margin), for both targets: ``model_labels`` carries no logits,
+and the replica, trained on the same labels by the same recipe, stands in for
+the challenge network's confidence as it stands in for its weights.
 
 The time limit is split evenly between the searches (a search that stops
 early leaves the rest of its share to the next).  Every program on the
@@ -83,9 +89,10 @@ DEFAULTS = {
     "probe_rows": 2000,     # pairs sampled per probe
     "proposals": 8,         # internal-feature atoms listed as proposals
     "answer_factors": 4,    # factors of each target's answer table per input (0: none)
+    "answer_steps": 2,      # changes per row of each target's answer step fits (0: none)
 }
 
-#: The name each search target's answer factors go by (``net_x_pc0`` ...).
+#: The name each search target's answer tables go by (``net_x_pc0``, ``net_x_cut0`` ...).
 FACTOR_PREFIX = {"replica": "replica", "model_labels": "net"}
 
 
@@ -104,6 +111,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--answer-factors", type=int, default=DEFAULTS["answer_factors"],
                         help="leaves from the top K factors of each searched network's "
                              "answer table over x and over y (0: none)")
+    parser.add_argument("--answer-steps", type=int, default=DEFAULTS["answer_steps"],
+                        help="leaves from each row's and column's step fit of each searched "
+                             "network's answers, at most K changes (0: none)")
 
 
 def _option(args, name: str):
@@ -208,7 +218,8 @@ def run(args) -> int:
     from oracles.transformer_features import (feature_leaves, read_internals,
                                               transformer_oracle, uses_lookup)
     from synth.causal import counterfactual_grid
-    from synth.answer_leaves import answer_factor_tables
+    from synth.answer_leaves import answer_tables
+    from synth.confidence import oracle_weights
     from synth.cli import format_front, synthesizer_from
     from synth.evidence_grid import agreements, disagreements, predictions
     from synth.ranking import choose_grid_program
@@ -258,6 +269,9 @@ def run(args) -> int:
         targets.append(("model_labels", table_oracle))
     setup_seconds = time.perf_counter() - start
 
+    # the replica's confidence in each answer, for every target's step fits: the
+    # challenge network's labels carry no logits, and the replica stands in for them
+    confidence = None if replica_oracle is None else oracle_weights(replica_oracle, env)
     template = synthesizer_from(args)
     searches: dict[str, dict] = {}
     pool: list[tuple[str, Candidate]] = []
@@ -268,19 +282,21 @@ def run(args) -> int:
         before = oracle.queries
         target = oracle.labels(env)
         queries = oracle.queries - before
-        factors = answer_factor_tables(target, domain, template,
-                                       int(_option(args, "answer_factors")), FACTOR_PREFIX[name])
+        answers = answer_tables(target, domain, template,
+                                factors=int(_option(args, "answer_factors")),
+                                steps=int(_option(args, "answer_steps")),
+                                prefix=FACTOR_PREFIX[name], weights=confidence)
         _log(args, f"\nsearching {name} ({queries:,} queries, {share:.0f} s, "
-                   f"{len(leaves)} internal leaves, {len(factors)} answer factors)")
+                   f"{len(leaves)} internal leaves, {len(answers)} answer tables)")
         synthesizer = _synthesizer(template, time_limit=share,
-                                   features=(*leaves, *feature_leaves(factors)))
+                                   features=(*leaves, *feature_leaves(answers)))
         result = synthesizer.fit(env, target).result_
         spent += result.stats.seconds
         best = result.best
         pred = predictions(best.program, env)
         front = [{"size": c.size, **agreements(predictions(c.program, env), references)}
                  for c in result.pareto]
-        searches[name] = {"result": result, "queries": queries, "factors": factors,
+        searches[name] = {"result": result, "queries": queries, "answers": answers,
                           "agreement": agreements(pred, references), "front": front,
                           "penalty": synthesizer.complexity_penalty}
         pool += [(name, c) for c in _candidates(result)]
@@ -318,9 +334,9 @@ def run(args) -> int:
                 "disagreement": {k: disagreements(pred.reshape(P, P), v.reshape(P, P))
                                  for k, v in references.items()},
                 "lookup_tables": uses_lookup(chosen.program),
-                "answer_factors": [{"name": t.name, "share": t.share,
-                                    "description": t.description}
-                                   for t in searches[origin]["factors"]]}
+                "answer_tables": [{"name": t.name, "share": t.share,
+                                   "description": t.description}
+                                  for t in searches[origin]["answers"]]}
     if internals is not None:
         evidence["internals"] = internals.summary()
         evidence["proposed_atoms"] = propose_atoms(internals, leaves, env,
@@ -367,14 +383,14 @@ def print_answer(chosen: Candidate, agree: Mapping[str, float], evidence: Mappin
                  seconds: float) -> None:
     print(f"\n== answer (from the {evidence['origin']} search; {seconds:.0f} s in all) ==")
     print(f"size {chosen.size}; agreement on all {P * P:,} pairs: {_agreement_text(agree)}")
-    factors = {f["name"] for f in evidence.get("answer_factors", ())}
+    answers = {f["name"] for f in evidence.get("answer_tables", ())}
     tables = evidence.get("lookup_tables", ())
-    internal = [t for t in tables if t not in factors]
+    internal = [t for t in tables if t not in answers]
     if internal:
         print(f"uses lookup tables read from the replica's internals: {', '.join(internal)}")
-    if factors & set(tables):
-        print(f"uses factors of the {evidence['origin']} answers (oracles.answer_factors): "
-              f"{', '.join(t for t in tables if t in factors)}")
+    if answers & set(tables):
+        print(f"uses tables of the {evidence['origin']} answers (oracles.answer_factors, "
+              f"oracles.answer_steps): {', '.join(t for t in tables if t in answers)}")
     print()
     print(_short_python(chosen.python))
     for name, d in evidence["disagreement"].items():

@@ -53,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="2-D grids: leaves from the top K principal directions of the "
                              "answer table over each input (oracles.answer_factors), read "
                              "from the fitted cells only; default 0, none")
+    search.add_argument("--answer-steps", type=int, default=0, metavar="K",
+                        help="2-D grids: leaves from each row's and column's best step "
+                             "function with at most K changes (oracles.answer_steps; with "
+                             "--confidence, a disagreement costs the answer's confidence), "
+                             "read from the fitted cells only; default 0, none")
     add_search_options(search)
     search.set_defaults(run=run_search)
 
@@ -120,10 +125,11 @@ def run_search(args) -> int:
     inputs = domain.all_inputs()
     labels = oracle.labels(inputs)
     weights = oracle_weights(oracle, inputs) if args.confidence else None
-    if args.answer_factors:
-        from synth.answer_leaves import answer_factor_leaves
-        synthesizer.features = (*synthesizer.features, *answer_factor_leaves(
-            labels, domain, synthesizer, args.answer_factors))
+    if args.answer_factors or args.answer_steps:
+        from synth.answer_leaves import answer_leaves
+        synthesizer.features = (*synthesizer.features, *answer_leaves(
+            labels, domain, synthesizer, factors=args.answer_factors, steps=args.answer_steps,
+            weights=weights))
     synthesizer.fit(inputs, labels, sample_weight=weights)
     from synth.report import grid_data  # the data `synth report` draws heatmaps from
     report(synthesizer.result_, args.json,

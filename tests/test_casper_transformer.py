@@ -218,8 +218,10 @@ def test_challenge_end_to_end_with_a_tiny_replica(tmp_path, monkeypatch, capsys)
     assert set(evidence["disagreement"]) == {"replica", "model_labels", "labels"}
     assert evidence["proposed_atoms"] and evidence["internals"]["top_neurons"]
     prefix = {"replica": "replica_", "model_labels": "net_"}[evidence["origin"]]
-    factors = [f["name"] for f in evidence["answer_factors"]]
-    assert len(factors) == 8 and all(name.startswith(prefix) for name in factors)
+    answers = [f["name"] for f in evidence["answer_tables"]]
+    assert all(name.startswith(prefix) for name in answers)
+    assert sum("_pc" in name for name in answers) == 8  # 4 factors over x, 4 over y
+    assert sum("_start" in name or "_cut" in name for name in answers) == 6  # 2 changes
     assert evidence["atoms"], "the answer's atoms are probed inside the replica"
     for entry in evidence["atoms"].values():
         assert set(entry["probes"]) >= {"embed[x]", "embed[y]", "mlp_post", "resid_post"}
@@ -281,9 +283,11 @@ def test_extra_flags_parse_into_the_options_the_command_reads():
     add_search_options(parser)
     add_arguments(parser)
     args = parser.parse_args(["--oracle", "table", "--no-internals", "--epochs", "7",
-                              "--n-neurons", "3", "--answer-factors", "0"])
+                              "--n-neurons", "3", "--answer-factors", "0", "--answer-steps",
+                              "1"])
     assert (_option(args, "oracle"), _option(args, "internals"), _option(args, "epochs"),
-            _option(args, "n_neurons"), _option(args, "answer_factors")) == ("table", False, 7, 3, 0)
+            _option(args, "n_neurons"), _option(args, "answer_factors"),
+            _option(args, "answer_steps")) == ("table", False, 7, 3, 0, 1)
     assert _option(argparse.Namespace(), "probe_rows") == DEFAULTS["probe_rows"]
     x = Var("x", INT)
     assert json.dumps(json_safe({"f": (apply("add", x, const(1)),), "a": np.arange(2),

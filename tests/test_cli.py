@@ -138,28 +138,43 @@ def test_tree_leaves_reaches_the_image_search_only_when_asked_for():
     assert [search_settings(a)["tree_leaves"] for a in (default, asked, none)] == [0, 32, 0]
 
 
-def test_answer_factors_give_the_search_the_rows_the_answers_treat_alike(tmp_path):
-    rng = np.random.default_rng(3)
-    row_class = rng.random(40) < 0.5  # no arithmetic of x says which rows these are
-    env = GridDomain((40, 40)).all_inputs()
-    table = (row_class[env["x"]] & (env["y"] > 12)).reshape(40, 40).astype(np.int64)
-    path = tmp_path / "classes.npy"
+def _search_40x40_with(tmp_path, table: np.ndarray, flag: str, value: str):
+    """The best program of a 10-second search of ``table`` with an answer-table flag,
+    and its answer on every pair."""
+    path, out = tmp_path / "table.npy", tmp_path / "table.json"
     np.save(path, table)
-    out = tmp_path / "classes.json"
-    assert main(["search", "--domain", "grid:40x40", "--labels", str(path), "--answer-factors",
-                 "2", "--time-limit", "10", "--max-feature-size", "3", "--json", str(out),
+    assert main(["search", "--domain", "grid:40x40", "--labels", str(path), flag, value,
+                 "--time-limit", "10", "--max-feature-size", "3", "--json", str(out),
                  "--quiet"]) == 0
     best = json.loads(out.read_text())["best"]
-    assert best["fidelity"] == 1.0 and best["size"] <= 9 and "net_x_pc" in best["python"]
     namespace: dict = {}
     exec(best["python"], namespace)
-    assert all(namespace["label"](int(a), int(b)) == table[a, b]
-               for a, b in zip(env["x"], env["y"]))
+    env = GridDomain((40, 40)).all_inputs()
+    pred = np.array([namespace["label"](int(a), int(b)) for a, b in zip(env["x"], env["y"])])
+    return best, pred.reshape(40, 40)
 
 
-def test_answer_factors_need_a_two_dimensional_grid(tmp_path, capsys):
+def test_answer_factors_give_the_search_the_rows_the_answers_treat_alike(tmp_path):
+    row_class = np.random.default_rng(3).random(40) < 0.5  # no arithmetic of x says which
+    table = (row_class[:, None] & (np.arange(40)[None, :] > 12)).astype(np.int64)
+    best, pred = _search_40x40_with(tmp_path, table, "--answer-factors", "2")
+    assert best["fidelity"] == 1.0 and best["size"] <= 9 and "net_x_pc" in best["python"]
+    np.testing.assert_array_equal(pred, table)
+
+
+def test_answer_steps_give_the_search_each_rows_boundary(tmp_path):
+    boundary = np.random.default_rng(4).integers(5, 35, 40)  # no arithmetic of x says where
+    table = (np.arange(40)[None, :] > boundary[:, None]).astype(np.int64)
+    best, pred = _search_40x40_with(tmp_path, table, "--answer-steps", "1")
+    assert best["size"] <= 5 and "net_x_cut0" in best["python"]
+    # a row's change among held-out cells falls halfway between the fitted ones
+    assert (pred == table).mean() > 0.97
+
+
+@pytest.mark.parametrize("flag", ["--answer-factors", "--answer-steps"])
+def test_answer_tables_need_a_two_dimensional_grid(tmp_path, capsys, flag):
     path = tmp_path / "cube.npy"
     np.save(path, np.zeros((4, 4, 4), dtype=np.int64))
     assert main(["search", "--domain", "grid:4x4x4", "--labels", str(path),
-                 "--answer-factors", "2", "--quiet"]) == 1
-    assert "answer factors need a 2-D grid" in capsys.readouterr().err
+                 flag, "2", "--quiet"]) == 1
+    assert "answer factors and steps need a 2-D grid" in capsys.readouterr().err

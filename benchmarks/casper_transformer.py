@@ -93,7 +93,7 @@ DEFAULTS = {
 }
 
 #: The name each search target's answer tables go by (``net_x_pc0``, ``net_x_cut0`` ...).
-FACTOR_PREFIX = {"replica": "replica", "model_labels": "net"}
+ANSWER_PREFIX = {"replica": "replica", "model_labels": "net"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -285,7 +285,7 @@ def run(args) -> int:
         answers = answer_tables(target, domain, template,
                                 factors=int(_option(args, "answer_factors")),
                                 steps=int(_option(args, "answer_steps")),
-                                prefix=FACTOR_PREFIX[name], weights=confidence)
+                                prefix=ANSWER_PREFIX[name], weights=confidence)
         _log(args, f"\nsearching {name} ({queries:,} queries, {share:.0f} s, "
                    f"{len(leaves)} internal leaves, {len(answers)} answer tables)")
         synthesizer = _synthesizer(template, time_limit=share,

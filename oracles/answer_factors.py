@@ -61,17 +61,10 @@ def answer_factors(labels: np.ndarray, shape: tuple[int, int], k: int = 4, *,
     ``labels``: the answers on the grid in C order (``shape[0] * shape[1]`` of
     them); ``known``: which of them may be read (the same length; ``None``: all).
     Tables are named ``{prefix}_{input}_pc{i}`` and apply to that input only."""
-    p, q = shape
-    labels = np.asarray(labels, dtype=np.float64).ravel()
-    if labels.size != p * q:
-        raise ValueError(f"answer factors need {p * q} labels for a {p} x {q} grid, "
-                         f"got {labels.size}")
-    if not np.isfinite(labels).all():
+    answers, mask = answer_grid(labels, shape, known, "answer factors")
+    if not np.isfinite(answers).all():
         raise ValueError("answer factors need finite labels")
-    mask = np.ones(p * q, dtype=bool) if known is None else np.asarray(known, dtype=bool).ravel()
-    if mask.size != p * q:
-        raise ValueError(f"the mask of known answers needs {p * q} entries, got {mask.size}")
-    table = impute_low_rank(labels.reshape(p, q), mask.reshape(p, q), rank=max(k, 1))
+    table = impute_low_rank(answers, mask, rank=max(k, 1))
     out: list[Table] = []
     for name, matrix in zip(inputs, (table, table.T)):
         scores, shares = principal_scores(matrix, k)
@@ -80,6 +73,20 @@ def answer_factors(labels: np.ndarray, shape: tuple[int, int], k: int = 4, *,
                       f"{name} ({shares[i]:.1%} of their variance)", float(shares[i]), (name,))
                 for i in range(len(scores))]
     return out
+
+
+def answer_grid(labels: np.ndarray, shape: tuple[int, int], known: np.ndarray | None,
+                what: str) -> tuple[np.ndarray, np.ndarray]:
+    """``labels`` (C order) and the mask ``known`` of those that may be read (``None``:
+    all) as ``shape`` tables, or a clear error naming ``what`` needs them."""
+    p, q = shape
+    answers = np.asarray(labels, dtype=np.float64).ravel()
+    if answers.size != p * q:
+        raise ValueError(f"{what} need {p * q} labels for a {p} x {q} grid, got {answers.size}")
+    mask = np.ones(p * q, dtype=bool) if known is None else np.asarray(known, dtype=bool).ravel()
+    if mask.size != p * q:
+        raise ValueError(f"the mask of known answers needs {p * q} entries, got {mask.size}")
+    return answers.reshape(p, q), mask.reshape(p, q)
 
 
 def known_mask(n: int, held_out: Sequence[int]) -> np.ndarray:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from oracles.answer_factors import answer_grid
 from oracles.transformer_features import Table
 
 
@@ -79,24 +80,18 @@ def answer_steps(labels: np.ndarray, shape: tuple[int, int], changes: int = 2, *
     """Each row's and each column's step fit of the 0/1 answers on a grid, as one-number tables.
 
     ``labels``: the answers in C order; ``known``: which may be read (``None``:
-    all); ``weights``: what a disagreement with each costs (``None``: 1 each).  Per input, ``{prefix}_{input}_start`` and ``{prefix}_{input}_cut{j}``
-    for ``j < changes``; their ``share`` is the part of the known answers the
-    fit reproduces."""
-    p, q = shape
-    labels = np.asarray(labels).ravel()
-    if labels.size != p * q:
-        raise ValueError(f"answer steps need {p * q} labels for a {p} x {q} grid, "
-                         f"got {labels.size}")
-    if not np.isin(labels, (0, 1)).all():
+    all); ``weights``: what a disagreement with each costs (``None``: 1 each).
+    Per input, ``{prefix}_{input}_start`` and ``{prefix}_{input}_cut{j}`` for
+    ``j < changes``; their ``share`` is the part of the known answers the fit
+    reproduces."""
+    answers, mask = answer_grid(labels, shape, known, "answer steps")
+    if not np.isin(answers, (0, 1)).all():
         raise ValueError("answer steps need 0/1 labels")
-    mask = np.ones(p * q, dtype=bool) if known is None else np.asarray(known, dtype=bool).ravel()
-    if mask.size != p * q:
-        raise ValueError(f"the mask of known answers needs {p * q} entries, got {mask.size}")
+    p, q = shape
     cost = np.ones(p * q) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
     if cost.size != p * q or not (np.isfinite(cost).all() and (cost >= 0).all()):
         raise ValueError(f"answer steps need {p * q} finite weights >= 0")
-    table = labels.reshape(p, q).astype(np.int64)
-    mask, cost = mask.reshape(p, q), cost.reshape(p, q)
+    table, cost = answers.astype(np.int64), cost.reshape(p, q)
     out: list[Table] = []
     for (name, other), matrix, seen, w in zip((inputs, inputs[::-1]), (table, table.T),
                                               (mask, mask.T), (cost, cost.T)):

@@ -269,6 +269,7 @@ class ImageRun:
                 "seconds": seconds, "cpu_seconds": cpu, "load": _load(), "error": None}
 
     def engine(self) -> dict:
+        from benchmarks.runner import front_rows
         from synth.image_search import atoms_within, recover_image_program
 
         s, start, cpu = self.settings, time.perf_counter(), time.process_time()
@@ -286,8 +287,8 @@ class ImageRun:
                           programs_per_second=stats.programs_per_second,
                           template_sources=self.report.sources(),
                           timings=self.report.timings,
-                          front=[[c.size, c.fidelity, c.holdout_fidelity, str(c.program)]
-                                 for c in (*self.report.result.pareto, *self.report.beyond)])
+                          front=front_rows(self.report.result.pareto, self.report.beyond,
+                                           self.report.result.as_fitted))
 
     def feature_columns(self) -> tuple[np.ndarray, list]:
         """The engine's scalar features (with the templates it searched) on every image,

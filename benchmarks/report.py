@@ -173,9 +173,19 @@ def equal_size_table(docs: Sequence[dict]) -> str:
     the engine's units (:mod:`benchmarks.peer_sizes`) -- and on how many the
     peer leads at either size by at least ``SIGNIFICANT_LEAD_ROWS`` held-out
     rows, the least lead a paired test at 5% can tell from a tie ("-" where
-    the results do not record ``holdout_rows``)."""
+    the results do not record ``holdout_rows``).
+
+    Then the suite as a whole, at the peer's sizes: the tasks the engine wins,
+    ties and loses there, with the two-sided sign test of wins against losses
+    (a suite where the engine is ahead has more wins than a fair coin gives),
+    and the held-out rows it gets right beyond the peer's, summed over the
+    tasks, at the engine's sizes and at the peer's."""
+    from scipy.stats import binomtest
+
     header = ["peer", "tasks", "synth ahead at synth's size", "synth ahead at the peer's size",
               f"peer ahead by >= {SIGNIFICANT_LEAD_ROWS} held-out rows",
+              "at the peer's size: synth wins / ties / losses (sign test p)",
+              "held-out rows synth leads by, all tasks: at synth's sizes / at the peer's",
               "median size: synth", "median size: peer"]
     body = []
     for m in [m for m in _methods(docs) if m != "synth"]:
@@ -185,6 +195,8 @@ def equal_size_table(docs: Sequence[dict]) -> str:
         if not pairs:
             continue
         at_engine = at_peer = real_leads = 0
+        outcomes = {"win": 0, "tie": 0, "loss": 0}
+        suite_lead = [0, 0]  # held-out rows, at the engine's sizes and at the peer's
         counted = all(e.get("holdout_rows") for e, _ in pairs)
         for e, p in pairs:
             ours, theirs = e["front"], _front_of(p)
@@ -195,11 +207,33 @@ def equal_size_table(docs: Sequence[dict]) -> str:
             leads = [_lead_rows(best_within(ours, size) or 0.0, best_within(theirs, size),
                                 e.get("holdout_rows")) for size in (e["size"], p["size"])]
             real_leads += any(d is not None and d >= SIGNIFICANT_LEAD_ROWS for d in leads)
+            for i, d in enumerate(leads):
+                suite_lead[i] -= d or 0
+            outcome = _outcome(mine, best_within(theirs, p["size"]), leads[1])
+            outcomes[outcome] += 1
+        decided = outcomes["win"] + outcomes["loss"]
+        p_value = binomtest(outcomes["win"], decided).pvalue if decided else 1.0
         body.append([m, str(len(pairs)), f"{at_engine}/{len(pairs)}", f"{at_peer}/{len(pairs)}",
                      f"{real_leads}/{len(pairs)}" if counted else "-",
+                     f"{outcomes['win']} / {outcomes['tie']} / {outcomes['loss']} "
+                     f"({_p_value(p_value)})",
+                     f"{suite_lead[0]:+,} / {suite_lead[1]:+,}" if counted else "-",
                      _cell(float(np.median([e["size"] for e, _ in pairs])), 0),
                      _cell(float(np.median([p["size"] for _, p in pairs])), 0)])
-    return _table(header, body, "lrrrrrr") if body else ""
+    return _table(header, body, "lrrrrrrrr") if body else ""
+
+
+def _outcome(ours: float | None, theirs: float | None, lead: int | None) -> str:
+    """"win", "tie" or "loss" for the engine: by whole held-out rows where they are
+    counted (a difference in the last float digit is a tie), else by fidelity."""
+    if lead is not None:
+        return "win" if lead < 0 else "loss" if lead > 0 else "tie"
+    ours = -1.0 if ours is None else ours
+    return "win" if ours > theirs else "loss" if ours < theirs else "tie"
+
+
+def _p_value(p: float) -> str:
+    return f"p = {p:.2g}" if p >= 1e-4 else "p < 1e-4"
 
 
 def markdown_table(docs: Sequence[dict], config: dict | None = None) -> str:

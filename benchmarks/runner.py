@@ -199,9 +199,17 @@ def _run_engine(env, labels, truth, config: BenchConfig, weights=None) -> dict:
             "cpu_seconds": cpu, "load": _load(), "programs_evaluated": stats.programs_evaluated,
             "programs_per_second": stats.programs_per_second,
             "max_feature_size": stats.max_feature_size, "interrupted": stats.interrupted,
-            "front": [[c.size, c.fidelity, c.holdout_fidelity, str(c.program)]
-                      for c in synth.result_.pareto],
+            "front": front_rows(synth.result_.pareto, synth.result_.as_fitted),
             "error": None}
+
+
+def front_rows(*fronts) -> list[list]:
+    """``[size, fit fidelity, held-out fidelity, program]`` of every program on
+    ``fronts`` (a result's Pareto front, its front as fitted, ...), each program
+    once, by size: what :func:`benchmarks.report.best_within` compares at a size."""
+    rows = {str(c.program): [c.size, c.fidelity, c.holdout_fidelity, str(c.program)]
+            for front in fronts for c in front}
+    return sorted(rows.values(), key=lambda r: r[0])
 
 
 def _load() -> float | None:

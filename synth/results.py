@@ -60,13 +60,24 @@ class SearchStats:
 
 @dataclass(frozen=True)
 class SearchResult:
+    """The best program, the Pareto front it was picked from, and how the search went.
+
+    ``as_fitted`` is the front by fidelity alone, constants as fitted: at each
+    size the most faithful program found, its digits costing nothing.  It is
+    never the answer (a fitted ``2.874`` for a round ``3`` copies a few of the
+    oracle's mistakes); it is what compares with methods whose constants are
+    free, such as a decision tree's thresholds.
+    """
+
     best: Candidate
     pareto: tuple[Candidate, ...]
     stats: SearchStats
     settings: dict = field(default_factory=dict)
+    as_fitted: tuple[Candidate, ...] = ()
 
     def to_json(self) -> dict:
         return {"best": self.best.to_json(), "pareto": [c.to_json() for c in self.pareto],
+                "as_fitted": [c.to_json() for c in self.as_fitted],
                 "stats": self.stats.to_json(), "settings": self.settings}
 
 

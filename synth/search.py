@@ -224,9 +224,9 @@ class Synthesizer:
                                      start + 0.95 * self.time_limit) if len(hold_rows) else [])
         trees = self._trees(fitter, chosen, zf, w,
                             max(start + self.time_limit, now() + TREE_SHARE * self.time_limit))
-        front = self._front(fitted, (fit_env, zf, w),
-                            ({k: v[hold_rows] for k, v in env.items()}, z[hold_rows],
-                             weights[hold_rows]), repair, trees)
+        front, as_fitted = self._front(fitted, (fit_env, zf, w),
+                                       ({k: v[hold_rows] for k, v in env.items()},
+                                        z[hold_rows], weights[hold_rows]), repair, trees)
         best = pick_best(front, self.complexity_penalty, (len(zf), len(hold_rows)))
         seconds = now() - start
         stats = SearchStats(programs_evaluated=enumerator.kept + composer.evaluated,
@@ -235,7 +235,8 @@ class Synthesizer:
                             features_indexed=len(fitter.programs), queries=len(z),
                             interrupted=interrupted)
         self._close_progress()
-        self.result_ = SearchResult(best, tuple(front), stats, self.get_params())
+        self.result_ = SearchResult(best, tuple(front), stats, self.get_params(),
+                                    as_fitted=tuple(as_fitted))
         self.best_ = best
         return self
 
@@ -502,20 +503,23 @@ class Synthesizer:
 
     def _front(self, fitted: list[tuple[Program, float]], fit: tuple, held: tuple,
                exact: Sequence[Program] = (), trees: Sequence[Program] = ()
-               ) -> list[Candidate]:
+               ) -> tuple[list[Candidate], list[Candidate]]:
         """Pareto front of the fitted programs, constants simplified, and of
         ``trees`` (their constants already the simplest), comparisons merged
         (:func:`dsl.rewrite.merge_comparisons`), held-out scored (``fit`` and
         ``held`` are each inputs, labels, weights); with ``exact``
         programs (every label, fit and held out), the smallest of them, which
-        dominates every larger inexact program."""
+        dominates every larger inexact program.  Second, the front by fidelity
+        alone of the same programs with their constants simplified or as
+        fitted (``SearchResult.as_fitted``)."""
         fit_env, zf, w = fit
         majority = Const(bool(np.average(zf, weights=w) >= 0.5), BOOL)
         fitted = [(majority, _agreement(majority, fit_env, zf, w)), *fitted]
         lower, lift, lowered_env = _feature_variables([p for p, _ in fitted] + list(trees),
                                                       self.features, fit_env)
-        simpler = []
-        for program, _ in fitted:
+        simpler, as_fitted = [], []
+        for program, fidelity in fitted:
+            as_fitted.append((merge_comparisons(program), fidelity))
             program = simplify_constants(lower(program), lowered_env, zf,
                                          DIGIT_COST * self.complexity_penalty,
                                          self.complexity_penalty, weights=w)
@@ -523,16 +527,21 @@ class Synthesizer:
                             _agreement(program, lowered_env, zf, w)))
         simpler += [(merge_comparisons(tree), _agreement(lower(tree), lowered_env, zf, w))
                     for tree in trees]
-        front = pareto_front(simpler, self.complexity_penalty)
-        out = [Candidate.of(program, self.input_names_, fidelity, holdout)
-               for (program, fidelity), holdout in zip(front, self._held_out(front, held))]
+        out, faithful = (self._candidates(pareto_front(programs, penalty), held)
+                         for programs, penalty in ((simpler, self.complexity_penalty),
+                                                   (simpler + as_fitted, 0.0)))
         if exact:
             smallest = min(map(merge_comparisons, exact), key=lambda p: p.size)
             out = [c for c in out if c.size < smallest.size or is_exact(c)]
             if not any(is_exact(c) and c.size <= smallest.size for c in out):
                 out.append(Candidate.of(smallest, self.input_names_, 1.0, 1.0))
             out.sort(key=lambda c: c.size)
-        return out
+        return out, faithful
+
+    def _candidates(self, front: list[tuple[Program, float]], held: tuple) -> list[Candidate]:
+        """The front's programs as candidates, held-out scored."""
+        return [Candidate.of(program, self.input_names_, fidelity, holdout)
+                for (program, fidelity), holdout in zip(front, self._held_out(front, held))]
 
     def _held_out(self, front: list[tuple[Program, float]], held: tuple) -> list[float | None]:
         """Each program's fidelity on the held-out rows (none without them),

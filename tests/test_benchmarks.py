@@ -458,13 +458,31 @@ def test_fidelity_at_equal_size_compares_the_best_programs_no_larger():
         doc("c", {"size": 7, "front": front}, {"size": 5, "fidelity": 0.98,
                                                "fit_fidelity": 0.99, "holdout_fidelity": 0.95})]
     # results without held-out row counts cannot tell a real lead from chance: "-"
-    assert "| tree | 3 | 2/3 | 1/3 | - | 7 | 15 |" in equal_size_table(docs)
+    assert "| tree | 3 | 2/3 | 1/3 | - | 1 / 0 / 2 (p = 1) | - | 7 | 15 |" in equal_size_table(docs)
     for d in docs:
         d["results"][0]["holdout_rows"] = 1000
     # a lead of 3 rows in 1,000 is behind, but no paired test at 5% calls it real
     docs.append(doc("d", {"size": 7, "front": [[7, 0.9, 0.9]], "holdout_rows": 1000},
                     {"size": 7, "front": [[7, 0.9, 0.903]]}))
-    assert "| tree | 4 | 2/4 | 1/4 | 2/4 | 7 | 11 |" in equal_size_table(docs)
+    # over the suite, at the peer's sizes: a wins by 90 rows, b, c, d lose by 20, 150, 3
+    assert "| tree | 4 | 2/4 | 1/4 | 2/4 | 1 / 0 / 3 (p = 0.62) | -3 / -83 | 7 | 11 |" \
+        in equal_size_table(docs)
+
+
+def test_a_suite_is_ahead_when_its_wins_at_the_peers_sizes_beat_a_fair_coin():
+    from benchmarks.report import equal_size_table
+
+    def doc(ours, theirs):  # both sides' one program of 9 nodes, 1,000 rows held out
+        return {"task": {"name": "t", "atoms": 1},
+                "results": [{"method": "synth", "size": 9, "holdout_rows": 1000,
+                             "front": [[9, ours, ours]]},
+                            {"method": "tree", "size": 9, "front": [[9, theirs, theirs]]}]}
+
+    # ten wins by two rows each, one loss by one row and a tie: no single task is a
+    # real lead, the suite is
+    docs = [doc(0.902, 0.9)] * 10 + [doc(0.9, 0.901), doc(0.9, 0.9)]
+    row = "| tree | 12 | 11/12 | 11/12 | 0/12 | 10 / 1 / 1 (p = 0.012) | +19 / +19 | 9 | 9 |"
+    assert row in equal_size_table(docs)
 
 
 def test_a_lead_of_fewer_than_six_rows_is_never_significant():

@@ -268,3 +268,24 @@ def test_factor_searches_drop_features_of_the_other_input():
     labels = (((x > 20) != (y > 20)) != ((x % 6 < 3) != (y % 6 < 3))).astype(int)
     s = Synthesizer(time_limit=8.0, seed=0, clock="cpu", features=(parse("x * y"),))
     assert s.fit(env, labels).predict(env).shape == labels.shape
+
+
+def test_the_front_as_fitted_keeps_the_threshold_the_answer_rounds_away():
+    """``x > 5003`` on 10,000 values, forty labels flipped far from the cut: the
+    answer states ``x > 5000`` (three digits fewer for the few labels between),
+    and the front as fitted keeps the fitted cut beside it at the same size, the
+    more faithful program that a method with free constants would be compared
+    with."""
+    x = np.arange(10_000)
+    labels = (x > 5003).astype(int)
+    far = np.r_[0:4000, 6000:10_000]
+    labels[np.random.default_rng(0).choice(far, 40, replace=False)] ^= 1
+    s = quick(time_limit=10.0).fit({"x": x}, labels)
+    assert str(s.best_.program) == "x > 5000"
+    assert s.best_ in s.result_.pareto and s.best_ not in s.result_.as_fitted
+    fitted = {c.size: c for c in s.result_.as_fitted}[s.best_.size]
+    assert np.array_equal(fitted.program.evaluate({"x": x}), x > 5003), str(fitted.program)
+    assert fitted.fidelity > s.best_.fidelity
+    sizes = [c.size for c in s.result_.as_fitted]
+    fidelities = [c.fidelity for c in s.result_.as_fitted]
+    assert sizes == sorted(set(sizes)) and fidelities == sorted(set(fidelities))

@@ -202,15 +202,14 @@ def equal_size_table(docs: Sequence[dict]) -> str:
             ours, theirs = e["front"], _front_of(p)
             rival = best_within(theirs, e["size"])
             at_engine += rival is None or best_within(ours, e["size"]) >= rival
-            mine = best_within(ours, p["size"])
-            at_peer += mine is not None and mine >= best_within(theirs, p["size"])
+            mine, peers_best = best_within(ours, p["size"]), best_within(theirs, p["size"])
+            at_peer += mine is not None and mine >= peers_best
             leads = [_lead_rows(best_within(ours, size) or 0.0, best_within(theirs, size),
                                 e.get("holdout_rows")) for size in (e["size"], p["size"])]
             real_leads += any(d is not None and d >= SIGNIFICANT_LEAD_ROWS for d in leads)
             for i, d in enumerate(leads):
                 suite_lead[i] -= d or 0
-            outcome = _outcome(mine, best_within(theirs, p["size"]), leads[1])
-            outcomes[outcome] += 1
+            outcomes[_outcome(mine, peers_best, leads[1])] += 1
         decided = outcomes["win"] + outcomes["loss"]
         p_value = binomtest(outcomes["win"], decided).pvalue if decided else 1.0
         body.append([m, str(len(pairs)), f"{at_engine}/{len(pairs)}", f"{at_peer}/{len(pairs)}",

@@ -527,9 +527,12 @@ class Synthesizer:
                             _agreement(program, lowered_env, zf, w)))
         simpler += [(merge_comparisons(tree), _agreement(lower(tree), lowered_env, zf, w))
                     for tree in trees]
-        out, faithful = (self._candidates(pareto_front(programs, penalty), held)
-                         for programs, penalty in ((simpler, self.complexity_penalty),
-                                                   (simpler + as_fitted, 0.0)))
+        front = pareto_front(simpler, self.complexity_penalty)
+        faithful = pareto_front(simpler + as_fitted, 0.0)
+        scored = [Candidate.of(program, self.input_names_, fidelity, holdout)
+                  for (program, fidelity), holdout
+                  in zip(front + faithful, self._held_out(front + faithful, held))]
+        out, faithful = scored[:len(front)], scored[len(front):]
         if exact:
             smallest = min(map(merge_comparisons, exact), key=lambda p: p.size)
             out = [c for c in out if c.size < smallest.size or is_exact(c)]
@@ -537,11 +540,6 @@ class Synthesizer:
                 out.append(Candidate.of(smallest, self.input_names_, 1.0, 1.0))
             out.sort(key=lambda c: c.size)
         return out, faithful
-
-    def _candidates(self, front: list[tuple[Program, float]], held: tuple) -> list[Candidate]:
-        """The front's programs as candidates, held-out scored."""
-        return [Candidate.of(program, self.input_names_, fidelity, holdout)
-                for (program, fidelity), holdout in zip(front, self._held_out(front, held))]
 
     def _held_out(self, front: list[tuple[Program, float]], held: tuple) -> list[float | None]:
         """Each program's fidelity on the held-out rows (none without them),
